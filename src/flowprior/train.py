@@ -1,0 +1,481 @@
+"""Training a bounded flow on a (weighted) posterior chain.
+
+Three losses (per batch of target samples ``x`` with normalised chain weights ``w``):
+
+``nll``
+    ``-sum w log q(x)`` (unsupervised, samples only).
+``kl``
+    ``sum w (log p(x) - log q(x))``: forward KL up to the unknown normalisation of ``p``. Its
+    gradient equals the NLL gradient; the reported value differs by a constant.
+``jeffreys``
+    ``kl`` plus the self-normalised reverse-KL estimate ``sum v (log q - log p)`` with
+    ``v = softmax(log w + log q - log p)``. Computed with a log-sum-exp, so a constant offset
+    in ``log p`` cancels exactly (the reference implementation clipped the exponent at +-30,
+    which stops training once ``log p`` carries an offset of ~40 nats).
+
+Early stopping always uses the weighted validation NLL, and the best-validation weights are
+restored at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .chains import Chain
+from .errors import InputError
+from .flows import FLOW_KINDS, BoundedFlow, build_flow
+
+__all__ = ["LOSSES", "TrainConfig", "TrainResult", "loss_value", "train_flow"]
+
+log = logging.getLogger(__name__)
+
+LOSSES = ("nll", "kl", "jeffreys")
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: Chunk size for full-set evaluations (validation NLL).
+_EVAL_CHUNK = 65536
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of :func:`train_flow`; serialised into the model manifest.
+
+    Attributes
+    ----------
+    kind : {"nsf", "maf", "realnvp"}
+        Flow architecture (see :func:`flowprior.flows.build_flow`).
+    transforms : int
+        Number of flow transformations.
+    hidden : tuple of int
+        Hidden-layer widths of each conditioner network.
+    bins : int
+        Spline bins (``nsf`` only).
+    loss : {"nll", "kl", "jeffreys"}
+        Training loss; ``kl`` and ``jeffreys`` need the chain's log-posterior.
+    batch_size : int
+        Samples per optimisation step (drawn uniformly; the loss is weight-averaged).
+    lr : float
+        Peak Adam learning rate; cosine-annealed to ``lr * 0.01`` over ``max_steps``.
+    max_steps : int
+        Hard cap on optimisation steps.
+    max_time : float
+        Hard cap on training wall time in seconds.
+    patience : int
+        Stop after this many steps without a better validation NLL.
+    eval_every : int
+        Steps between validation evaluations (and history rows).
+    validation_fraction : float
+        Fraction of samples held out for validation (split first, by sample, with the seed).
+    seed : int
+        Drives the split, the initialisation and the batches.
+    threads : int
+        torch intra-op threads during training (restored afterwards).
+    device : {"cpu", "cuda"}
+        Where to train; the CPU path is the tested one.
+    dtype : {"float32", "float64"}
+        Dtype of the trainable core (the fixed maps and the interface are always float64).
+    progress : bool
+        Show a tqdm progress bar.
+    """
+
+    kind: str = "nsf"
+    transforms: int = 3
+    hidden: tuple[int, ...] = (64, 64)
+    bins: int = 8
+    loss: str = "nll"
+    batch_size: int = 512
+    lr: float = 1e-3
+    max_steps: int = 5000
+    max_time: float = 600.0
+    patience: int = 1000
+    eval_every: int = 100
+    validation_fraction: float = 0.2
+    seed: int = 1
+    threads: int = 1
+    device: str = "cpu"
+    dtype: str = "float32"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(int(h) for h in self.hidden)
+        checks = [
+            (self.kind in FLOW_KINDS, f"kind must be one of {FLOW_KINDS}"),
+            (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
+            (self.transforms >= 0, "transforms must be >= 0"),
+            (len(self.hidden) > 0 and min(self.hidden) >= 1, "hidden widths must be >= 1"),
+            (self.bins >= 2, "bins must be >= 2"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.max_steps >= 1, "max_steps must be >= 1"),
+            (self.max_time > 0, "max_time must be > 0"),
+            (self.patience >= 1, "patience must be >= 1"),
+            (self.eval_every >= 1, "eval_every must be >= 1"),
+            (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
+            (self.threads >= 1, "threads must be >= 1"),
+            (self.device in ("cpu", "cuda"), "device must be 'cpu' or 'cuda'"),
+            (self.dtype in _DTYPES, f"dtype must be one of {tuple(_DTYPES)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(f"flow settings: {message}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, source: str = "flow settings") -> TrainConfig:
+        """Build from a mapping; unknown keys are an :class:`InputError` naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(
+                f"{source}: {', '.join(unknown)}: unknown key(s); known: {', '.join(sorted(known))}"
+            )
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary."""
+        out = dataclasses.asdict(self)
+        out["hidden"] = list(self.hidden)
+        return out
+
+    def architecture(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`build_flow` (without ``dim``)."""
+        return {
+            "kind": self.kind,
+            "transforms": self.transforms,
+            "hidden": list(self.hidden),
+            "bins": self.bins,
+        }
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train_flow`.
+
+    Attributes
+    ----------
+    flow : BoundedFlow
+        The trained flow, best-validation weights restored, in eval mode, on the CPU.
+    chain : Chain
+        The training chain (both splits); only its hash and sizes go into the model file.
+    config : TrainConfig
+    history : pandas.DataFrame
+        One row per evaluation: step, train_loss, val_nll, best_val_nll, lr, seconds.
+    metrics : dict
+        Summary (steps, best_step, best_val_nll, val_kl, stop_reason, train_seconds, ...).
+    split : dict
+        ``{"train": indices, "validation": indices}`` into the chain.
+    """
+
+    flow: BoundedFlow
+    chain: Chain
+    config: TrainConfig
+    history: pd.DataFrame
+    metrics: dict[str, Any]
+    split: dict[str, np.ndarray] = field(repr=False)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model (directory, or single file when ``path`` ends in ``.zip``)."""
+        from .io import save_model
+
+        return save_model(self, path)
+
+
+# ------------------------------------------------------------------------------ losses
+def loss_value(
+    loss: str, *, log_q: torch.Tensor, weights: torch.Tensor, log_p: torch.Tensor | None
+) -> torch.Tensor:
+    """Batch loss.
+
+    Parameters
+    ----------
+    loss : {"nll", "kl", "jeffreys"}
+    log_q : Tensor (N,)
+        Flow log-density at the samples (any offset-free parametrisation, float64).
+    weights : Tensor (N,)
+        Non-negative sample weights (normalised here).
+    log_p : Tensor (N,) or None
+        Target log-density up to a constant; needed by ``kl`` and ``jeffreys``.
+    """
+    w = weights / weights.sum()
+    if loss == "nll":
+        return -(w * log_q).sum()
+    if log_p is None:
+        raise InputError(f"loss {loss!r}: needs the chain's log-posterior")
+    diff = log_p - log_q
+    forward = (w * diff).sum()
+    if loss == "kl":
+        return forward
+    if loss == "jeffreys":
+        # Self-normalised importance weights v ∝ w q / p, via log-sum-exp (offset-proof).
+        logits = torch.log(w) - diff
+        v = torch.softmax(logits, dim=0)
+        reverse = -(v * diff).sum()
+        return forward + reverse
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+# ------------------------------------------------------------------------------ helpers
+@contextmanager
+def _torch_threads(n: int):
+    """Temporarily set torch's intra-op thread count."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def weighted_mean_std(y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and standard deviation of ``y`` ``(N, D)`` along axis 0."""
+    w = w / w.sum()
+    mean = w @ y
+    var = w @ (y - mean) ** 2
+    return mean, np.sqrt(var)
+
+
+def split_indices(n: int, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random train/validation split by sample (sorted index arrays)."""
+    rng = np.random.default_rng([seed, 0])
+    perm = rng.permutation(n)
+    n_val = int(round(fraction * n))
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def min_samples(dim: int) -> int:
+    """Fewest samples :func:`train_flow` accepts for a ``dim``-dimensional chain."""
+    return max(50, 10 * dim)
+
+
+def _log_target(chain: Chain, loss: str) -> np.ndarray | None:
+    if loss == "nll":
+        return None
+    target = chain.log_target()
+    if target is None:
+        raise InputError(
+            f"{chain.source}: log_posterior: loss {loss!r} needs a log_posterior column "
+            "(or log_likelihood + log_prior); use loss 'nll' for samples only"
+        )
+    return np.asarray(target, dtype=np.float64)
+
+
+# ------------------------------------------------------------------------------ training
+def train_flow(chain: Chain, config: TrainConfig) -> TrainResult:
+    """Train a bounded flow on a weighted chain.
+
+    Parameters
+    ----------
+    chain : Chain
+        Samples inside the prior box ``chain.params``; weights may be unequal (pocoMC).
+    config : TrainConfig
+
+    Returns
+    -------
+    TrainResult
+    """
+    cfg = config
+    if np.any(chain.weights == 0):  # zero-weight rows carry no information (and may hold -inf)
+        chain = chain.subset(chain.weights > 0)
+    log_p_all = _log_target(chain, cfg.loss)
+    need = min_samples(chain.params.dim)
+    if chain.n < need:
+        raise InputError(
+            f"{chain.source}: samples: {chain.n} samples, training needs at least {need}"
+        )
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise InputError("flow settings: device: 'cuda' requested but torch sees no CUDA device")
+    device = torch.device(cfg.device)
+    core_dtype = _DTYPES[cfg.dtype]
+
+    # 1. Split first, by sample.
+    train_idx, val_idx = split_indices(chain.n, fraction=cfg.validation_fraction, seed=cfg.seed)
+    w_all = np.asarray(chain.weights, dtype=np.float64)
+    for name, idx in (("training", train_idx), ("validation", val_idx)):
+        if idx.size == 0 or w_all[idx].sum() <= 0:
+            raise InputError(f"{chain.source}: weight: the {name} split has no weight")
+
+    with _torch_threads(cfg.threads), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)  # inside fork_rng: the caller's global RNG is untouched
+        flow, z_fixed = _init_flow(chain, cfg, train_idx=train_idx, core_dtype=core_dtype)
+        flow.to(device)
+        data = {
+            part: _tensors(z_fixed, w_all, log_p_all, idx=idx, device=device, dtype=core_dtype)
+            for part, idx in (("train", train_idx), ("val", val_idx))
+        }
+        history, metrics = _optimise(flow, data, cfg)
+
+    flow.to("cpu").eval()
+    metrics.update(
+        {
+            "n_train": int(train_idx.size),
+            "n_validation": int(val_idx.size),
+            "ess_train": _ess(w_all[train_idx]),
+            "ess_validation": _ess(w_all[val_idx]),
+        }
+    )
+    if log_p_all is not None:
+        metrics["val_kl"] = _val_kl(flow, chain, val_idx=val_idx, log_p=log_p_all)
+    log.info(
+        "trained %s flow: %d steps, best val NLL %.4f at step %d (%s, %.1f s)",
+        cfg.kind,
+        metrics["steps"],
+        metrics["best_val_nll"],
+        metrics["best_step"],
+        metrics["stop_reason"],
+        metrics["train_seconds"],
+    )
+    split = {"train": train_idx, "validation": val_idx}
+    return TrainResult(flow, chain, cfg, history, metrics, split)
+
+
+def _ess(w: np.ndarray) -> float:
+    return float(w.sum() ** 2 / np.sum(w**2))
+
+
+def _init_flow(
+    chain: Chain, cfg: TrainConfig, *, train_idx: np.ndarray, core_dtype: torch.dtype
+) -> tuple[BoundedFlow, tuple[torch.Tensor, torch.Tensor]]:
+    """Build the flow with the (weighted) standardisation of the training split."""
+    params = chain.params
+    core = build_flow(dim=params.dim, **cfg.architecture())
+    lower = torch.tensor(params.lower, dtype=torch.float64)
+    upper = torch.tensor(params.upper, dtype=torch.float64)
+    unit = BoundedFlow(
+        core,
+        lower=lower,
+        upper=upper,
+        shift=torch.zeros(params.dim, dtype=torch.float64),
+        scale=torch.ones(params.dim, dtype=torch.float64),
+        core_dtype=core_dtype,
+    )
+    x = torch.as_tensor(chain.samples, dtype=torch.float64)
+    y, _ = unit.to_logit(x)
+    mean, std = weighted_mean_std(y[train_idx].numpy(), chain.weights[train_idx])
+    std = np.where(std > 0, std, 1.0)
+    flow = BoundedFlow(
+        unit.core,
+        lower=lower,
+        upper=upper,
+        shift=torch.as_tensor(mean),
+        scale=torch.as_tensor(std),
+        core_dtype=core_dtype,
+    )
+    z, ladj = flow.to_latent(x)  # fixed maps: computed once, float64
+    return flow, (z, ladj)
+
+
+def _tensors(z_fixed, w_all, log_p_all, *, idx, device, dtype) -> dict[str, torch.Tensor | None]:
+    z, ladj = z_fixed
+    sel = torch.as_tensor(idx)
+    return {
+        "z": z[sel].to(device=device, dtype=dtype),
+        "ladj": ladj[sel].to(device),
+        "w": torch.as_tensor(w_all[idx] / w_all[idx].sum(), device=device),
+        "log_p": None if log_p_all is None else torch.as_tensor(log_p_all[idx], device=device),
+    }
+
+
+def _full_log_q(flow: BoundedFlow, part: dict) -> torch.Tensor:
+    """``log q(x)`` (float64) of a whole split, chunked, no gradient."""
+    with torch.no_grad():
+        chunks = [
+            flow.core_log_prob(part["z"][i : i + _EVAL_CHUNK])
+            for i in range(0, part["z"].shape[0], _EVAL_CHUNK)
+        ]
+    return torch.cat(chunks) + part["ladj"]
+
+
+def _val_nll(flow: BoundedFlow, part: dict) -> float:
+    return float(-(part["w"] * _full_log_q(flow, part)).sum())
+
+
+def _val_kl(flow: BoundedFlow, chain: Chain, *, val_idx: np.ndarray, log_p: np.ndarray) -> float:
+    """Weighted validation mean of ``log p - log q`` (KL up to the normalisation of ``p``)."""
+    with torch.no_grad():
+        log_q = flow.log_prob(torch.as_tensor(chain.samples[val_idx])).numpy()
+    w = chain.weights[val_idx] / chain.weights[val_idx].sum()
+    return float(w @ (log_p[val_idx] - log_q))
+
+
+def _optimise(flow: BoundedFlow, data: dict, cfg: TrainConfig) -> tuple[pd.DataFrame, dict]:
+    train, val = data["train"], data["val"]
+    n_train = train["z"].shape[0]
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    opt = torch.optim.Adam(flow.core.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=cfg.max_steps, eta_min=cfg.lr * 0.01
+    )
+    best = math.inf
+    best_step = 0
+    best_state = copy.deepcopy(flow.state_dict())
+    rows: list[dict[str, float]] = []
+    running: list[float] = []
+    stop_reason = "max_steps"
+    start = time.perf_counter()
+    bar = tqdm(total=cfg.max_steps, disable=not cfg.progress, desc="training", unit="step")
+    flow.train()
+    step = 0
+    for step in range(1, cfg.max_steps + 1):
+        idx = torch.randint(n_train, (min(cfg.batch_size, n_train),), generator=gen)
+        idx = idx.to(train["z"].device)
+        log_q = flow.core_log_prob(train["z"][idx]) + train["ladj"][idx]
+        log_p = None if train["log_p"] is None else train["log_p"][idx]
+        loss = loss_value(cfg.loss, log_q=log_q, weights=train["w"][idx], log_p=log_p)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {float(loss)} at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        running.append(float(loss.detach()))
+        bar.update(1)
+        elapsed = time.perf_counter() - start
+        last = step == cfg.max_steps or elapsed >= cfg.max_time
+        if step % cfg.eval_every == 0 or last:
+            flow.eval()
+            v = _val_nll(flow, val)
+            flow.train()
+            if v < best:
+                best, best_step = v, step
+                best_state = copy.deepcopy(flow.state_dict())
+            rows.append(
+                {
+                    "step": step,
+                    "train_loss": float(np.mean(running)),
+                    "val_nll": v,
+                    "best_val_nll": best,
+                    "lr": float(opt.param_groups[0]["lr"]),
+                    "seconds": elapsed,
+                }
+            )
+            running = []
+            bar.set_postfix(loss=f"{rows[-1]['train_loss']:.4f}", val=f"{v:.4f}", best=f"{best:.4f}")
+            if step - best_step >= cfg.patience:
+                stop_reason = "patience"
+                break
+        if elapsed >= cfg.max_time:
+            stop_reason = "max_time"
+            break
+    bar.close()
+    flow.load_state_dict(best_state)
+    flow.eval()
+    metrics = {
+        "steps": int(step),
+        "best_step": int(best_step),
+        "best_val_nll": float(best),
+        "final_train_loss": rows[-1]["train_loss"] if rows else math.nan,
+        "stop_reason": stop_reason,
+        "train_seconds": float(time.perf_counter() - start),
+    }
+    return pd.DataFrame(rows), metrics

@@ -1,0 +1,43 @@
+"""Shared fixtures: small trained models are built once per session."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see env notes: the threads trap
+
+import numpy as np
+import pytest
+
+from flowprior.chains import Chain
+from flowprior.params import ParameterSpace
+
+
+def make_space(bounds, names=None) -> ParameterSpace:
+    """A parameter space from a list of (lower, upper) pairs."""
+    names = names or [f"p{i}" for i in range(len(bounds))]
+    return ParameterSpace.from_dict(
+        {"parameters": [{"name": n, "lower": lo, "upper": hi} for n, (lo, hi) in zip(names, bounds)]}
+    )
+
+
+@pytest.fixture(scope="session")
+def gauss_chain_2d() -> Chain:
+    """Exact N((0.5, -1), diag(1, 0.25)) samples in the box [-5, 5] x [-4, 3]."""
+    rng = np.random.default_rng(7)
+    mean, sd = np.array([0.5, -1.0]), np.array([1.0, 0.5])
+    x = mean + sd * rng.standard_normal((4000, 2))
+    logp = -0.5 * np.sum(((x - mean) / sd) ** 2, axis=1) - np.log(sd).sum() - np.log(2 * np.pi)
+    return Chain(make_space([(-5, 5), (-4, 3)]), x, log_posterior=logp, source="gauss2d")
+
+
+@pytest.fixture(scope="session")
+def small_result(gauss_chain_2d):
+    """A quickly trained MAF on the 2-D Gaussian chain."""
+    from flowprior.train import TrainConfig, train_flow
+
+    cfg = TrainConfig(
+        kind="maf", transforms=2, hidden=(16, 16), max_steps=150, eval_every=50,
+        batch_size=256, lr=3e-3, progress=False, seed=3,
+    )
+    return train_flow(gauss_chain_2d, cfg)
