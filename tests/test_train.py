@@ -149,6 +149,6 @@ def test_max_time_caps_training(gauss_chain_2d):
 
 def test_history_has_one_row_per_evaluation(small_result):
     h = small_result.history
-    assert list(h.columns) == ["step", "train_loss", "val_nll", "best_val_nll", "lr", "seconds"]
+    assert list(h.columns) == ["step", "train_loss", "val_nll", "best_val_nll", "val_kl", "lr", "seconds"]
     assert list(h["step"]) == [50, 100, 150]
     assert np.all(np.diff(h["best_val_nll"]) <= 0)

@@ -56,7 +56,7 @@ LOG_COLUMNS = ("log_likelihood", "log_prior", "log_posterior")
 WEIGHT = "weight"
 #: Values accepted by ``read_chain(fmt=...)``.
 FORMATS = ("csv", "tsv", "txt", "getdist", "cobaya", "parquet", "npz", "pickle")
-OUTSIDE_POLICIES = ("error", "clip", "drop")
+OUTSIDE_POLICIES = ("error", "clip", "drop", "keep")
 _READ_SUFFIXES = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -262,9 +262,10 @@ def read_chain(
     allow_pickle : bool
         Load ``.pkl``/``.pickle`` files. Unpickling can execute arbitrary code:
         only for files you trust.
-    outside : {"error", "clip", "drop"}
+    outside : {"error", "clip", "drop", "keep"}
         Samples outside the prior box: raise, clip into the box, or drop them
-        (both with a warning giving the count).
+        (both with a warning giving the count); ``"keep"`` leaves them as they
+        are (for files of points at which a density is evaluated, not posteriors).
     min_samples : int
         Minimum number of samples left after dropping.
     fmt : str, optional
@@ -798,7 +799,9 @@ def _check_log(v: np.ndarray, w: np.ndarray, *, where: str, source: str) -> None
 
 
 def _apply_outside(chain: Chain, policy: str) -> Chain:
-    """Apply the outside-the-prior-box policy ("error", "clip" or "drop")."""
+    """Apply the outside-the-prior-box policy ("error", "clip", "drop" or "keep")."""
+    if policy == "keep":
+        return chain
     params = chain.params
     inside = params.contains(chain.samples)
     n_out = int((~inside).sum())

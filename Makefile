@@ -1,0 +1,46 @@
+# flowprior: `make run` runs the workflow, `make test` runs the tests.
+# Both first set up .venv (once, and again when requirements.lock or pyproject.toml change)
+# from python3.11 and the package registries only.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+CORES ?= all
+CONFIG ?= config/config.yaml
+PROFILE ?= workflow/profiles/default
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# The venv's tools first on PATH for every recipe (Snakemake jobs inherit it).
+export PATH := $(abspath $(BIN)):$(PATH)
+# Idle OpenMP threads must not spin: small torch jobs in parallel are 15-50x slower otherwise.
+export OMP_WAIT_POLICY := PASSIVE
+
+.PHONY: run test test-fast lint dry-run
+
+## run: the workflow on the default study (config/config.yaml), all cores
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --workflow-profile $(PROFILE)
+
+## test: every test, slow ones included (what CI runs)
+test: $(STAMP)
+	$(BIN)/pytest
+
+## test-fast: the tests not marked slow
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+## lint: snakemake --lint and snakefmt --check
+lint: $(STAMP)
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow/
+
+## dry-run: show the jobs `make run` would run
+dry-run: $(STAMP)
+	$(BIN)/snakemake -n --cores $(CORES) --configfile $(CONFIG) --workflow-profile $(PROFILE)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -r requirements.lock
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
+	touch $@

@@ -1,0 +1,33 @@
+"""flowprior: normalizing-flow priors learned from posterior chains.
+
+Run from the repository root: `make run`, or `snakemake --cores all`.
+"""
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/posteriors.smk"
+include: "workflow/rules/flows.smk"
+include: "workflow/rules/figures.smk"
+
+
+localrules:
+    all,
+
+
+rule all:
+    input:
+        expand(rules.plot_flow.output.figure, posterior=POSTERIORS),
+        rules.summarise_flows.output.table,

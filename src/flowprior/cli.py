@@ -1,0 +1,78 @@
+"""Command-line interface: ``flowprior [--debug] <command> ...``.
+
+Subcommands are registered on the subparsers object returned by :func:`_build_parser`; each
+sets ``func`` (``func(args) -> int | None``) with ``parser.set_defaults``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from flowprior import __version__
+from flowprior.errors import FlowpriorError
+
+__all__ = ["main"]
+
+#: Exit status after a :class:`~flowprior.errors.FlowpriorError` (bad input, bad file ...).
+EXIT_ERROR = 2
+
+
+def _build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The top-level parser and its subparsers object (for registering subcommands)."""
+    parser = argparse.ArgumentParser(
+        prog="flowprior",
+        description="Normalizing-flow priors for sequential Bayesian calibration.",
+    )
+    parser.add_argument("--version", action="version", version=f"flowprior {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="log debug messages and show tracebacks of errors",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>")
+    from flowprior.commands import register
+
+    register(subparsers)
+    return parser, subparsers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (also the console script's).
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        0 on success, 2 after a :class:`~flowprior.errors.FlowpriorError` (one line on
+        stderr; the traceback too with ``--debug``).
+    """
+    parser, _ = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0
+    try:
+        status = func(args)
+    except FlowpriorError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"flowprior: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0 if status is None else int(status)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

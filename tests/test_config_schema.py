@@ -1,0 +1,237 @@
+"""The workflow's config schema: defaults, misspelt keys, and agreement with the library."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT = REPO / "config" / "config.yaml"
+TEST = REPO / "config" / "test.yaml"
+
+
+def _load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def _validate(config: dict) -> dict:
+    validate(config, str(SCHEMA))
+    return config
+
+
+def _schema() -> dict:
+    return _load(SCHEMA)
+
+
+def _error(config: dict) -> str:
+    with pytest.raises(WorkflowError) as info:
+        _validate(config)
+    return str(info.value)
+
+
+MINIMAL = {"posteriors": {"p": {"problem": "banana"}}}
+
+
+def test_default_config_validates_and_is_complete():
+    config = _load(DEFAULT)
+    filled = _validate(copy.deepcopy(config))
+    assert filled == config, "config/config.yaml should spell out every default"
+    assert set(config["posteriors"]) == {"banana", "mixture_7d"}
+
+
+def test_test_config_validates_with_defaults_filled():
+    config = _validate(_load(TEST))
+    assert list(config["posteriors"]) == ["banana"]
+    assert config["posteriors"]["banana"]["n_samples"] == 4000
+    assert config["flow"]["hidden"] == [16, 16]
+    assert config["flow"]["max_steps"] == 200
+    assert config["flow"]["kind"] == "nsf"  # filled in
+    assert config["figures"] == {"n_samples": 2000, "levels": "sigma"}
+
+
+def test_defaults_fill_a_minimal_config():
+    config = _validate(copy.deepcopy(MINIMAL))
+    assert config["seed"] == 1
+    assert config["flow"]["transforms"] == 3
+    assert config["flow"]["lr"] == 0.001
+    assert config["figures"]["levels"] == "sigma"
+    assert config["posteriors"]["p"] == {"problem": "banana", "n_samples": 100000}
+
+
+def test_chain_entry_gets_its_defaults_and_keeps_flow_override_sparse():
+    config = _validate(
+        {
+            "posteriors": {
+                "c": {"chain": "c.csv", "parameters": "p.yaml", "flow": {"kind": "maf"}},
+                "p": {"problem": "gaussian_7d", "n_samples": 500},
+            }
+        }
+    )
+    assert config["posteriors"]["c"] == {
+        "chain": "c.csv",
+        "parameters": "p.yaml",
+        "allow_pickle": False,
+        "outside": "error",
+        "format": None,
+        "flow": {"kind": "maf"},  # no defaults here: unset keys keep the top-level value
+    }
+    assert config["posteriors"]["p"] == {"problem": "gaussian_7d", "n_samples": 500}
+
+
+@pytest.mark.parametrize(
+    "config, key",
+    [
+        ({**MINIMAL, "seeed": 2}, "seeed"),
+        ({**MINIMAL, "flow": {"trasforms": 3}}, "trasforms"),
+        ({**MINIMAL, "figures": {"level": "sigma"}}, "level"),
+        ({"posteriors": {"p": {"problem": "banana", "n_sample": 10}}}, "n_sample"),
+        ({"posteriors": {"p": {"problem": "banana", "flow": {"hiden": [8]}}}}, "hiden"),
+        (
+            {"posteriors": {"c": {"chain": "c.csv", "parameters": "p.yaml", "outsde": "drop"}}},
+            "outsde",
+        ),
+        (
+            {"posteriors": {"c": {"chain": "c.csv", "parameters": "p.yaml", "problem": "banana"}}},
+            "problem",
+        ),
+    ],
+)
+def test_misspelt_key_is_named(config, key):
+    message = _error(copy.deepcopy(config))
+    assert f"'{key}' was unexpected" in message
+
+
+@pytest.mark.parametrize(
+    "config, fragment",
+    [
+        ({**MINIMAL, "flow": {"kind": "glow"}}, "'glow' is not one of"),
+        ({**MINIMAL, "flow": {"loss": "reverse_kl"}}, "'reverse_kl' is not one of"),
+        ({**MINIMAL, "flow": {"lr": "1e-3"}}, "'1e-3' is not of type 'number'"),
+        ({**MINIMAL, "flow": {"validation_fraction": 1.0}}, "1.0"),
+        ({**MINIMAL, "flow": {"threads": 0}}, "0 is less than the minimum of 1"),
+        ({**MINIMAL, "figures": {"levels": "2sigma"}}, "'2sigma' is not one of"),
+        ({"posteriors": {"p": {"problem": "rosenbrock"}}}, "'rosenbrock' is not one of"),
+        ({"posteriors": {"p": {}}}, "'problem' is a required property"),
+        ({"posteriors": {"c": {"chain": "c.csv"}}}, "'parameters' is a required property"),
+        ({"posteriors": {"a/b": {"problem": "banana"}}}, "'a/b' does not match"),
+        ({"posteriors": {}}, "should be non-empty"),
+        ({"seed": 1}, "'posteriors' is a required property"),
+    ],
+)
+def test_bad_values_are_rejected(config, fragment):
+    assert fragment in _error(copy.deepcopy(config))
+
+
+def _properties(schema: dict, node: object, where: str):
+    """Yield (where, property schema) for every property anywhere in the schema."""
+    if isinstance(node, dict):
+        for name, sub in node.get("properties", {}).items():
+            yield f"{where}.{name}", sub
+        for key, value in node.items():
+            yield from _properties(schema, value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _properties(schema, value, f"{where}[{i}]")
+
+
+def _resolve(schema: dict, sub: dict) -> dict:
+    ref = sub.get("$ref")
+    if ref is None:
+        return sub
+    node = schema
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return {**_resolve(schema, node), **{k: v for k, v in sub.items() if k != "$ref"}}
+
+
+def test_every_key_has_a_description_and_objects_are_closed():
+    schema = _schema()
+    props = list(_properties(schema, schema, "#"))
+    assert len(props) > 30
+    for where, sub in props:
+        assert _resolve(schema, sub).get("description"), f"{where}: no description"
+
+    def closed(node, where):
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "properties" in node:
+                assert node.get("additionalProperties") is False, f"{where}: not closed"
+            for key, value in node.items():
+                closed(value, f"{where}/{key}")
+
+    closed(schema, "#")
+
+
+def test_schema_matches_the_library():
+    from flowprior.chains import FORMATS
+    from flowprior.plots import CONTOUR_LEVELS
+    from flowprior.problems import PROBLEMS
+    from flowprior.train import TrainConfig
+
+    schema = _schema()
+    defs = schema["$defs"]
+    flow = schema["properties"]["flow"]["properties"]
+    # every TrainConfig knob a study may set (seed is global; progress is off in the workflow)
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    assert set(flow) == set(fields) - {"seed", "progress"}
+    assert set(defs["flow_override"]["properties"]) == set(flow)
+    for name, sub in flow.items():
+        default = fields[name].default
+        expected = list(default) if isinstance(default, tuple) else default
+        assert sub["default"] == expected, f"flow.{name}: schema default != TrainConfig default"
+    assert defs["kind"]["enum"] == ["nsf", "maf", "realnvp"]
+    assert set(defs["problem_posterior"]["properties"]["problem"]["enum"]) == set(PROBLEMS)
+    chain_format = defs["chain_posterior"]["properties"]["format"]["enum"]
+    assert set(chain_format) == set(FORMATS) | {None}
+    assert set(schema["properties"]["figures"]["properties"]["levels"]["enum"]) == set(
+        CONTOUR_LEVELS
+    )
+
+
+def test_config_readme_documents_every_key():
+    readme = (REPO / "config" / "README.md").read_text()
+    schema = _schema()
+    keys = set(schema["properties"])
+    keys |= set(schema["properties"]["flow"]["properties"])
+    keys |= set(schema["properties"]["figures"]["properties"])
+    keys |= set(schema["$defs"]["problem_posterior"]["properties"])
+    keys |= set(schema["$defs"]["chain_posterior"]["properties"])
+    missing = sorted(k for k in keys if f"`{k}`" not in readme)
+    assert not missing, f"config/README.md does not document {missing}"
+
+
+def test_snakemake_dry_run_names_a_misspelt_key(tmp_path):
+    config = _load(DEFAULT)
+    config["flow"]["trasforms"] = config["flow"].pop("transforms")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--cores",
+            "1",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(bad),
+            "--replace-workflow-config",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "trasforms" in proc.stdout + proc.stderr

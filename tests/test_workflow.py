@@ -1,0 +1,241 @@
+"""The Snakemake workflow: dry run, lint, formatting, and an end-to-end run of config/test.yaml."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LINT_CLEAN = "Congratulations, your workflow is in a good condition!"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
+
+
+def snakemake(*args: str, workdir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's workflow, writing into ``workdir``."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=_env(), cwd=workdir
+    )
+
+
+def test_dry_run_of_default_config(tmp_path):
+    proc = snakemake(
+        "-n",
+        "--cores",
+        "1",
+        "--configfile",
+        str(REPO / "config" / "config.yaml"),
+        workdir=tmp_path,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    for rule, count in [
+        ("prepare_posterior", 2),
+        ("train_flow", 2),
+        ("sample_flow", 2),
+        ("plot_flow", 2),
+        ("summarise_flows", 1),
+    ]:
+        assert f"rule {rule}:" in out
+        assert f"{rule} {count}" in " ".join(out.split()), f"{rule}: expected {count} jobs"
+    assert "results/figures/flow_mixture_7d.png" in out
+    assert "results/tables/flows.csv" in out
+
+
+def test_external_chain_entry(tmp_path):
+    """A `chain` entry: its files are the job's inputs; per-posterior flow settings apply."""
+    import numpy as np
+    import yaml
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 2))
+    w = rng.uniform(1, 2, 300)
+    lines = ["a,b,weight"] + [f"{u:.6f},{v:.6f},{wi:.3f}" for (u, v), wi in zip(x, w)]
+    (data / "chain.csv").write_text("\n".join(lines) + "\n")
+    (data / "params.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "parameters": [
+                    {"name": "a", "lower": -10.0, "upper": 10.0, "label": r"\alpha"},
+                    {"name": "b", "lower": -10.0, "upper": 10.0},
+                ]
+            }
+        )
+    )
+    config = {
+        "posteriors": {
+            "ext": {
+                "chain": "data/chain.csv",
+                "parameters": "data/params.yaml",
+                "flow": {"threads": 2},
+            }
+        }
+    }
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
+    args = ["--configfile", str(tmp_path / "study.yaml"), "--replace-workflow-config"]
+
+    proc = snakemake("-n", "--cores", "2", *args, workdir=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "input: data/chain.csv, data/params.yaml" in out
+    train_job = out[out.index("rule train_flow:") :].split("resources:")[0]
+    assert "threads: 2" in train_job  # the entry's flow.threads
+
+    target = "results/posteriors/ext/chain.parquet"
+    proc = snakemake("--cores", "1", *args, target, workdir=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    from flowprior.chains import read_chain
+    from flowprior.params import load_parameters
+
+    space = load_parameters(tmp_path / "results/posteriors/ext/parameters.yaml")
+    assert space.names == ("a", "b") and space.labels[0] == r"\alpha"
+    chain = read_chain(tmp_path / target, space)
+    np.testing.assert_array_equal(chain.samples, np.round(x, 6))
+    np.testing.assert_allclose(chain.weights, np.round(w, 3))
+
+
+def test_lint_is_clean():
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+        cwd=REPO,
+    )
+    out = (proc.stdout + proc.stderr).strip()
+    assert proc.returncode == 0, out
+    assert out == LINT_CLEAN, out
+
+
+def test_snakefmt_check():
+    snakefmt = shutil.which("snakefmt", path=str(BIN)) or shutil.which("snakefmt")
+    if snakefmt is None:
+        pytest.fail("snakefmt is not installed (it is in requirements.lock)")
+    proc = subprocess.run(
+        [snakefmt, "--check", "Snakefile", "workflow/"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_scripts_do_not_read_config():
+    for script in (REPO / "scripts").glob("*.py"):
+        text = script.read_text()
+        assert "snakemake.config" not in text, f"{script.name}: values come via params"
+        assert "run_rule(snakemake, main)" in text, f"{script.name}: use flowprior._script"
+
+
+@pytest.mark.slow
+def test_end_to_end_test_config(tmp_path):
+    proc = snakemake(
+        "--cores",
+        "2",
+        "--configfile",
+        str(REPO / "config" / "test.yaml"),
+        "--replace-workflow-config",
+        workdir=tmp_path,
+        timeout=900,
+    )
+    logs = (
+        "\n".join(f"--- {p}\n{p.read_text()}" for p in sorted((tmp_path / "logs").rglob("*.log")))
+        if (tmp_path / "logs").exists()
+        else ""
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr + logs
+
+    results = tmp_path / "results"
+    expected = [
+        "posteriors/banana/chain.parquet",
+        "posteriors/banana/parameters.yaml",
+        "flows/banana/model.zip",
+        "flows/banana/history.csv",
+        "flows/banana/samples.parquet",
+        "figures/flow_banana.png",
+        "tables/flows.csv",
+    ]
+    for rel in expected:
+        assert (results / rel).is_file() and (results / rel).stat().st_size > 0, rel
+    for rule in ["prepare_posterior", "train_flow", "sample_flow", "plot_flow"]:
+        assert (tmp_path / "logs" / rule / "banana.log").is_file(), rule
+        assert (results / "benchmarks" / rule / "banana.tsv").is_file(), rule
+    assert not list(results.rglob("*.tmp*")), "temporary files left behind"
+
+    table = pd.read_csv(results / "tables" / "flows.csv")
+    assert list(table.columns) == [
+        "posterior",
+        "kind",
+        "loss",
+        "steps",
+        "best_val_nll",
+        "train_seconds",
+        "ess",
+    ]
+    assert table["posterior"].tolist() == ["banana"]
+    assert table.loc[0, "kind"] == "nsf" and table.loc[0, "loss"] == "nll"
+    assert 0 < table.loc[0, "steps"] <= 200
+    assert table.loc[0, "ess"] == pytest.approx(4000)
+
+    from flowprior.chains import read_chain
+    from flowprior.params import load_parameters
+
+    space = load_parameters(results / "posteriors" / "banana" / "parameters.yaml")
+    samples = read_chain(results / "flows" / "banana" / "samples.parquet", space)
+    assert samples.n == 2000
+    assert space.contains(samples.samples).all()
+
+    # The report renders the captions (Jinja templates) of the finished run.
+    report = tmp_path / "report.html"
+    proc = snakemake(
+        "--cores",
+        "1",
+        "--configfile",
+        str(REPO / "config" / "test.yaml"),
+        "--replace-workflow-config",
+        "--report",
+        str(report),
+        workdir=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report.is_file() and report.stat().st_size > 0
+
+    # Nothing left to do: a second run is a no-op.
+    proc = snakemake(
+        "-n",
+        "--cores",
+        "1",
+        "--configfile",
+        str(REPO / "config" / "test.yaml"),
+        "--replace-workflow-config",
+        workdir=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Nothing to be done" in proc.stdout + proc.stderr
