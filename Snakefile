@@ -21,6 +21,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/posteriors.smk"
 include: "workflow/rules/flows.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/analyses.smk"
 
 
 localrules:
@@ -30,4 +31,5 @@ localrules:
 rule all:
     input:
         expand(rules.plot_flow.output.figure, posterior=POSTERIORS),
-        rules.summarise_flows.output.table,
+        rules.summarise_flows.output.table if POSTERIORS else [],
+        expand(rules.summarise_analysis.output.summary, analysis=ANALYSES),

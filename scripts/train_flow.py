@@ -1,5 +1,6 @@
-"""Rule train_flow: chain.parquet + parameters.yaml -> model.zip + history.csv."""
+"""Rules train_flow and train_stage_flow: chain + parameter table -> model (+ history/validation)."""
 
+import json
 import logging
 
 from flowprior._atomic import atomic_write_text
@@ -26,7 +27,11 @@ def main(snakemake):
     result = train_flow(chain, config)
     log.info("metrics: %s", result.metrics)
     result.save(snakemake.output.model)
-    atomic_write_text(snakemake.output.history, result.history.to_csv(index=False))
+    if "history" in snakemake.output.keys():
+        atomic_write_text(snakemake.output.history, result.history.to_csv(index=False))
+    if "validation" in snakemake.output.keys():
+        validation = {**result.metrics, "model": snakemake.output.model, "config": config.to_dict()}
+        atomic_write_text(snakemake.output.validation, json.dumps(validation, indent=2) + "\n")
 
 
 run_rule(snakemake, main)  # noqa: F821 (snakemake is injected by Snakemake)

@@ -39,6 +39,11 @@ def _error(config: dict) -> str:
 
 
 MINIMAL = {"posteriors": {"p": {"problem": "banana"}}}
+ANALYSIS = {
+    "parameters": "p.yaml",
+    "datasets": {"A": {"likelihood": "m:f"}, "B": {"chain": "b.csv"}},
+    "sequences": [["A", "B"]],
+}
 
 
 def test_default_config_validates_and_is_complete():
@@ -123,8 +128,14 @@ def test_misspelt_key_is_named(config, key):
         ({"posteriors": {"p": {}}}, "'problem' is a required property"),
         ({"posteriors": {"c": {"chain": "c.csv"}}}, "'parameters' is a required property"),
         ({"posteriors": {"a/b": {"problem": "banana"}}}, "'a/b' does not match"),
-        ({"posteriors": {}}, "should be non-empty"),
-        ({"seed": 1}, "'posteriors' is a required property"),
+        ({"analyses": {"x": {**ANALYSIS, "sequences": [["A"]]}}}, "is too short"),
+        ({"analyses": {"x": {**ANALYSIS, "samplers": ["nuts"]}}}, "'nuts' is not one of"),
+        ({"analyses": {"x": {**ANALYSIS, "pocomc": {"n_efective": 9}}}}, "'n_efective' was unexpected"),
+        ({"analyses": {"x": {**ANALYSIS, "datasets": {"A": {"likelihod": "m:f"}, "B": {"chain": "b.csv"}}}}},
+         "'likelihod' was unexpected"),
+        ({"analyses": {"x": {**ANALYSIS, "datasets": {"A__1": {"chain": "a.csv"}, "B": {"chain": "b.csv"}}}}},
+         "'A__1' does not match"),
+        ({"analyses": {"x": {**ANALYSIS, "emcee": {"burn_in": "later"}}}}, "burn_in"),
     ],
 )
 def test_bad_values_are_rejected(config, fragment):
@@ -204,6 +215,8 @@ def test_config_readme_documents_every_key():
     keys |= set(schema["properties"]["figures"]["properties"])
     keys |= set(schema["$defs"]["problem_posterior"]["properties"])
     keys |= set(schema["$defs"]["chain_posterior"]["properties"])
+    for name in ("analysis", "likelihood_dataset", "chain_dataset", "pocomc", "emcee"):
+        keys |= set(schema["$defs"][name]["properties"])
     missing = sorted(k for k in keys if f"`{k}`" not in readme)
     assert not missing, f"config/README.md does not document {missing}"
 

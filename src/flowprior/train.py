@@ -262,9 +262,10 @@ def min_samples(dim: int) -> int:
 
 
 def _log_target(chain: Chain, loss: str) -> np.ndarray | None:
-    if loss == "nll":
-        return None
+    """The chain's log-posterior (reported as validation KL; required by kl and jeffreys)."""
     target = chain.log_target()
+    if target is None and loss == "nll":
+        return None
     if target is None:
         raise InputError(
             f"{chain.source}: log_posterior: loss {loss!r} needs a log_posterior column "

@@ -1,0 +1,20 @@
+"""Rule joint: pocoMC on the product of the likelihoods -> samples.parquet + run.json."""
+
+from flowprior._script import run_rule
+from flowprior.params import load_parameters
+from flowprior.pipeline import run_joint
+
+
+def main(snakemake):
+    run = run_joint(
+        stage=snakemake.wildcards.stage,
+        datasets=snakemake.params.datasets,
+        params=load_parameters(snakemake.input.parameters),
+        pocomc=snakemake.params.pocomc,
+        seed=snakemake.params.seed,
+        threads=snakemake.threads,
+    )
+    run.write(samples=snakemake.output.samples, run_json=snakemake.output.run)
+
+
+run_rule(snakemake, main)  # noqa: F821 (snakemake is injected by Snakemake)

@@ -1,0 +1,391 @@
+"""Orchestration of a sequential analysis: stages, likelihoods, seeds and the summary.
+
+Vocabulary
+----------
+dataset
+    A named source of information about the parameters: a likelihood plug-in, or a posterior
+    chain of an earlier analysis (under the same uniform box prior).
+stage id
+    The datasets absorbed so far, joined with ``"__"``: ``"A"`` is the stage-1 posterior of A,
+    ``"A__B"`` the sequential posterior after A then B.
+sequence
+    An ordered list of datasets; its last stage id names the run directory.
+
+A chain dataset that is *not* first in a sequence enters through its flow: with the uniform box
+prior ``pi``, ``L_C(theta) = p(theta | C) / pi(theta) * Z_C``, so ``log q_C(theta) + log V`` is its
+log-likelihood up to the constant ``log Z_C``; the evidence of that stage is then the ratio
+``Z_{..C} / (Z_.. Z_C)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = [
+    "SEP",
+    "FlowLikelihood",
+    "ProductLikelihood",
+    "derive_seed",
+    "joint_id",
+    "parse_stage",
+    "stage_id",
+    "summarise_analysis",
+]
+
+log = logging.getLogger(__name__)
+
+#: Separator of dataset names in stage ids (dataset names may not contain it).
+SEP = "__"
+
+
+def stage_id(datasets: Sequence[str]) -> str:
+    """``["A", "B"] -> "A__B"``."""
+    if not datasets:
+        raise ValueError("a stage needs at least one dataset")
+    for d in datasets:
+        if SEP in d:
+            raise InputError(f"datasets: {d}: a dataset name may not contain {SEP!r}")
+    return SEP.join(datasets)
+
+
+def parse_stage(stage: str) -> list[str]:
+    """``"A__B" -> ["A", "B"]``."""
+    return stage.split(SEP)
+
+
+def joint_id(datasets: Sequence[str], order: Sequence[str]) -> str:
+    """Canonical id of a joint run: the datasets in config order (``B, A`` -> ``A__B``)."""
+    rank = {name: i for i, name in enumerate(order)}
+    return stage_id(sorted(set(datasets), key=rank.__getitem__))
+
+
+def derive_seed(seed: int, *keys: str) -> int:
+    """A reproducible 32-bit seed for one job, from the analysis seed and the job's identity."""
+    material = [int(seed)] + [zlib.crc32(k.encode()) for k in keys]
+    return int(np.random.SeedSequence(material).generate_state(1)[0])
+
+
+class ProductLikelihood:
+    """Sum of the log-likelihoods of several datasets (the joint reference).
+
+    Evaluates every factor only where the previous ones are finite.
+    """
+
+    def __init__(self, factors: Sequence[Callable[[np.ndarray], np.ndarray]]) -> None:
+        if not factors:
+            raise ValueError("a product needs at least one factor")
+        self.factors = list(factors)
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        total = np.zeros(theta.shape[0])
+        alive = np.ones(theta.shape[0], dtype=bool)
+        for f in self.factors:
+            if not alive.any():
+                break
+            part = np.asarray(f(theta[alive]), dtype=np.float64)
+            total[alive] += part
+            alive &= np.isfinite(total)
+        return total
+
+    @property
+    def n_calls(self) -> int:
+        """Points evaluated by the first factor (when it counts them)."""
+        return int(getattr(self.factors[0], "n_calls", 0))
+
+
+class FlowLikelihood:
+    """A chain dataset as a likelihood: ``log q_C(theta) + log V`` (see the module docstring).
+
+    Parameters
+    ----------
+    model : str or Path
+        Flow trained on the dataset's posterior chain (same prior box as the analysis).
+    dataset : str
+    """
+
+    def __init__(self, model: str | Path, *, dataset: str) -> None:
+        from .priors import FlowPrior
+
+        self.prior = FlowPrior.load(model)
+        self.dataset = dataset
+        self.n_calls = 0
+        self._log_volume = self.prior.params.log_volume
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        self.n_calls += theta.shape[0]
+        return self.prior.logpdf(theta) + self._log_volume
+
+
+# ------------------------------------------------------------------------------ summary
+def _read_json(path: Path) -> dict[str, Any]:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _weighted_moments(path: Path, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    x = frame[list(names)].to_numpy(dtype=np.float64)
+    w = frame["weight"].to_numpy(dtype=np.float64) if "weight" in frame else np.ones(len(x))
+    w = w / w.sum()
+    mean = w @ x
+    sd = np.sqrt(w @ (x - mean) ** 2)
+    return mean, sd
+
+
+def summarise_analysis(
+    *,
+    analysis: str,
+    names: Sequence[str],
+    stage1: Mapping[str, Mapping[str, str]],
+    flows: Mapping[str, Mapping[str, str]],
+    sequential: Mapping[str, Mapping[str, Mapping[str, str]]],
+    joint: Mapping[str, Mapping[str, str]],
+    sequences: Sequence[Sequence[str]],
+    dataset_order: Sequence[str],
+) -> dict[str, Any]:
+    """Collect every artifact and run record of an analysis into one JSON-safe dictionary.
+
+    For every sequence it also does the evidence bookkeeping
+    ``log Z_first + sum_k log Z_{k | previous}`` (pocoMC runs) against the joint run's
+    ``log Z``, and compares the final sequential posteriors with the joint one (shift of each
+    marginal mean in joint standard deviations, ratio of standard deviations).
+
+    Parameters
+    ----------
+    stage1, flows, joint : mapping id -> {"samples"|"model": path, "run"|"validation": path}
+    sequential : mapping stage id -> sampler -> {"samples": path, "run": path}
+    """
+    out: dict[str, Any] = {"analysis": analysis, "parameters": list(names)}
+    out["stage1"] = {
+        k: {**{key: str(p) for key, p in v.items()}, "run_info": _read_json(Path(v["run"]))}
+        for k, v in stage1.items()
+    }
+    out["flows"] = {
+        k: {**{key: str(p) for key, p in v.items()},
+            "validation_info": _read_json(Path(v["validation"]))}
+        for k, v in flows.items()
+    }
+    out["sequential"] = {
+        stage: {
+            sampler: {**{key: str(p) for key, p in v.items()}, "run_info": _read_json(Path(v["run"]))}
+            for sampler, v in by_sampler.items()
+        }
+        for stage, by_sampler in sequential.items()
+    }
+    out["joint"] = {
+        k: {**{key: str(p) for key, p in v.items()}, "run_info": _read_json(Path(v["run"]))}
+        for k, v in joint.items()
+    }
+    out["sequences"] = [
+        _sequence_summary(
+            seq, names=names, out=out, sequential=sequential, joint=joint, order=dataset_order
+        )
+        for seq in sequences
+    ]
+    return out
+
+
+def _evidence_chain(seq: Sequence[str], out: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``log Z_first + sum log Z_{k|...}`` from the pocoMC runs, with its error."""
+    first = out["stage1"].get(seq[0], {}).get("run_info", {})
+    if first.get("log_evidence") is None:
+        return None
+    total, var = float(first["log_evidence"]), float(first.get("log_evidence_err") or 0.0) ** 2
+    terms = [{"stage": seq[0], "log_evidence": total}]
+    for k in range(2, len(seq) + 1):
+        run = out["sequential"].get(stage_id(seq[:k]), {}).get("pocomc", {}).get("run_info")
+        if not run or run.get("log_evidence") is None:
+            return None
+        total += float(run["log_evidence"])
+        var += float(run.get("log_evidence_err") or 0.0) ** 2
+        terms.append({"stage": stage_id(seq[:k]), "log_evidence": float(run["log_evidence"])})
+    return {"terms": terms, "log_evidence": total, "log_evidence_err": math.sqrt(var)}
+
+
+def _sequence_summary(seq, *, names, out, sequential, joint, order) -> dict[str, Any]:
+    sid = stage_id(seq)
+    jid = joint_id(seq, order)
+    entry: dict[str, Any] = {"sequence": list(seq), "stage": sid, "joint": jid if jid in joint else None}
+    chain = _evidence_chain(seq, out)
+    if chain is not None:
+        entry["sequential_evidence"] = chain
+    if jid in joint:
+        jrun = out["joint"][jid]["run_info"]
+        if chain is not None and jrun.get("log_evidence") is not None:
+            err = math.hypot(chain["log_evidence_err"], float(jrun.get("log_evidence_err") or 0.0))
+            diff = chain["log_evidence"] - float(jrun["log_evidence"])
+            entry["evidence_check"] = {
+                "sequential_log_evidence": chain["log_evidence"],
+                "joint_log_evidence": float(jrun["log_evidence"]),
+                "difference": diff,
+                "combined_error": err,
+                "n_sigma": diff / err if err > 0 else None,
+            }
+        j_mean, j_sd = _weighted_moments(Path(joint[jid]["samples"]), names)
+        entry["vs_joint"] = {}
+        for sampler, files in sequential.get(sid, {}).items():
+            mean, sd = _weighted_moments(Path(files["samples"]), names)
+            entry["vs_joint"][sampler] = {
+                "mean_shift_in_joint_sd": dict(zip(names, ((mean - j_mean) / j_sd).tolist())),
+                "sd_ratio": dict(zip(names, (sd / j_sd).tolist())),
+                "max_abs_mean_shift": float(np.max(np.abs((mean - j_mean) / j_sd))),
+                "max_abs_sd_ratio_minus_1": float(np.max(np.abs(sd / j_sd - 1.0))),
+            }
+    return entry
+
+
+# ------------------------------------------------------------------------------ jobs
+def dataset_likelihood(
+    name: str,
+    entry: Mapping[str, Any],
+    *,
+    dim: int,
+    flow_model: str | Path | None = None,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The log-likelihood of one dataset of an analysis.
+
+    A likelihood plug-in (``{"likelihood": spec, "kwargs": {...}}``) is loaded and wrapped with
+    the shape/NaN checks of :class:`flowprior.likelihoods.Likelihood`; a chain dataset needs
+    ``flow_model`` (its flow) and becomes a :class:`FlowLikelihood`.
+    """
+    if "likelihood" in entry:
+        from .likelihoods import Likelihood
+
+        return Likelihood.from_config(dict(entry), dataset=name, dim=dim)
+    if flow_model is None:
+        raise InputError(f"datasets: {name}: a chain dataset after stage 1 needs its flow model")
+    return FlowLikelihood(flow_model, dataset=name)
+
+
+def run_stage1(
+    *,
+    dataset: str,
+    entry: Mapping[str, Any],
+    params,
+    pocomc: Mapping[str, Any],
+    seed: int,
+    threads: int = 1,
+):
+    """Stage-1 posterior of one dataset: pocoMC under the box prior, or the dataset's chain."""
+    from .priors import BoxPrior
+    from .samplers import PocoMCSettings, SamplerRun, run_pocomc
+
+    if "likelihood" in entry:
+        loglike = dataset_likelihood(dataset, entry, dim=params.dim)
+        job_seed = derive_seed(seed, "stage1", dataset)
+        return run_pocomc(
+            prior=BoxPrior(params, seed=job_seed),
+            loglike=loglike,
+            settings=PocoMCSettings.from_dict(dict(pocomc), source="pocomc"),
+            seed=job_seed,
+            threads=threads,
+        )
+    from .chains import read_chain
+
+    chain = read_chain(
+        entry["chain"],
+        params,
+        allow_pickle=bool(entry.get("allow_pickle", False)),
+        outside=entry.get("outside", "error"),
+        fmt=entry.get("format"),
+    )
+    info = {
+        "sampler": "chain",
+        "source": str(entry["chain"]),
+        "sha256": chain.sha256(),
+        "n_samples": chain.n,
+        "ess": float(chain.ess),
+        "log_evidence": None,
+        "log_evidence_err": None,
+    }
+    return SamplerRun(chain=chain, info=info)
+
+
+def run_sequential(
+    *,
+    stage: str,
+    sampler: str,
+    datasets: Mapping[str, Mapping[str, Any]],
+    prior_model: str | Path,
+    likelihood_flow: str | Path | None,
+    settings: Mapping[str, Any],
+    seed: int,
+    threads: int = 1,
+):
+    """One sequential stage: flow prior of the previous stage times the last dataset."""
+    from .priors import FlowPrior
+    from .samplers import EmceeSettings, PocoMCSettings, run_emcee, run_pocomc
+
+    names = parse_stage(stage)
+    last = names[-1]
+    job_seed = derive_seed(seed, "sequential", stage, sampler)
+    prior = FlowPrior.load(prior_model, seed=job_seed)
+    loglike = dataset_likelihood(
+        last, datasets[last], dim=prior.dim, flow_model=likelihood_flow
+    )
+    if sampler == "pocomc":
+        run = run_pocomc(
+            prior=prior,
+            loglike=loglike,
+            settings=PocoMCSettings.from_dict(dict(settings), source="pocomc"),
+            seed=job_seed,
+            threads=threads,
+        )
+    elif sampler == "emcee":
+        run = run_emcee(
+            prior=prior,
+            loglike=loglike,
+            settings=EmceeSettings.from_dict(dict(settings), source="emcee"),
+            seed=job_seed,
+        )
+    else:
+        raise InputError(f"samplers: {sampler}: unknown sampler (pocomc, emcee)")
+    run.info["stage"] = stage
+    run.info["prior_model"] = str(prior_model)
+    run.info["prior_sha256"] = prior.manifest.get("files", {}).get("weights.safetensors")
+    if likelihood_flow is not None:
+        run.info["evidence_note"] = (
+            f"{last} is a chain dataset: log_evidence is log Z_({stage}) - log Z_(prev) - log Z_{last}"
+        )
+    return run
+
+
+def run_joint(
+    *,
+    stage: str,
+    datasets: Mapping[str, Mapping[str, Any]],
+    params,
+    pocomc: Mapping[str, Any],
+    seed: int,
+    threads: int = 1,
+):
+    """Joint reference: pocoMC on the product of the stage's likelihoods under the box prior."""
+    from .priors import BoxPrior
+    from .samplers import PocoMCSettings, run_pocomc
+
+    names = parse_stage(stage)
+    factors = [dataset_likelihood(n, datasets[n], dim=params.dim) for n in names]
+    job_seed = derive_seed(seed, "joint", stage)
+    run = run_pocomc(
+        prior=BoxPrior(params, seed=job_seed),
+        loglike=ProductLikelihood(factors),
+        settings=PocoMCSettings.from_dict(dict(pocomc), source="pocomc"),
+        seed=job_seed,
+        threads=threads,
+    )
+    run.info["stage"] = stage
+    return run
