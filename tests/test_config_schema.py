@@ -63,6 +63,19 @@ def test_test_config_validates_with_defaults_filled():
     assert config["figures"] == {"n_samples": 2000, "levels": "sigma"}
 
 
+def test_paper_config_validates_and_is_paper_scale():
+    config = _validate(_load(REPO / "config" / "paper.yaml"))
+    poco = config["analyses"]["gaussian_linear"]["pocomc"]
+    assert poco["n_effective"] == 128000 and poco["n_active"] == 64000
+    assert poco["n_total"] == 100000 and poco["n_evidence"] == 7500
+
+
+def test_parameter_tables_of_the_configs_exist():
+    for name in ("config.yaml", "test.yaml", "paper.yaml"):
+        for analysis in _load(REPO / "config" / name).get("analyses", {}).values():
+            assert (REPO / analysis["parameters"]).is_file(), (name, analysis["parameters"])
+
+
 def test_defaults_fill_a_minimal_config():
     config = _validate(copy.deepcopy(MINIMAL))
     assert config["seed"] == 1
