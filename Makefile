@@ -16,7 +16,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Idle OpenMP threads must not spin: small torch jobs in parallel are 15-50x slower otherwise.
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: run test test-fast lint dry-run
+.PHONY: run test test-fast test-slurm lint dry-run
 
 ## run: the workflow on the default study (config/config.yaml), all cores
 run: $(STAMP)
@@ -29,6 +29,11 @@ test: $(STAMP)
 ## test-fast: the tests not marked slow
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
+
+## test-slurm: the cluster profile on a real one-node Slurm (root on Debian: installs Slurm,
+## munge and MariaDB packages, runs config/test.yaml through workflow/profiles/slurm and locally)
+test-slurm: $(STAMP)
+	tests/cluster/run_slurm_test.sh
 
 ## lint: snakemake --lint and snakefmt --check
 lint: $(STAMP)
