@@ -98,11 +98,6 @@ class ProductLikelihood:
             alive &= np.isfinite(total)
         return total
 
-    @property
-    def n_calls(self) -> int:
-        """Points evaluated by the first factor (when it counts them)."""
-        return int(getattr(self.factors[0], "n_calls", 0))
-
 
 class FlowLikelihood:
     """A chain dataset as a likelihood: ``log q_C(theta) + log V`` (see the module docstring).
@@ -137,13 +132,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _weighted_moments(path: Path, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     import pandas as pd
 
+    from .metrics import weighted_mean_sd
+
     frame = pd.read_parquet(path)
     x = frame[list(names)].to_numpy(dtype=np.float64)
-    w = frame["weight"].to_numpy(dtype=np.float64) if "weight" in frame else np.ones(len(x))
-    w = w / w.sum()
-    mean = w @ x
-    sd = np.sqrt(w @ (x - mean) ** 2)
-    return mean, sd
+    w = frame["weight"].to_numpy(dtype=np.float64) if "weight" in frame else None
+    return weighted_mean_sd(x, w)
 
 
 def summarise_analysis(

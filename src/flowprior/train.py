@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from .chains import Chain
 from .errors import InputError
 from .flows import FLOW_KINDS, BoundedFlow, build_flow
+from .metrics import weighted_mean_sd
 
 __all__ = ["LOSSES", "TrainConfig", "TrainResult", "loss_value", "train_flow"]
 
@@ -240,14 +241,6 @@ def _torch_threads(n: int):
         torch.set_num_threads(old)
 
 
-def weighted_mean_std(y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean and standard deviation of ``y`` ``(N, D)`` along axis 0."""
-    w = w / w.sum()
-    mean = w @ y
-    var = w @ (y - mean) ** 2
-    return mean, np.sqrt(var)
-
-
 def split_indices(n: int, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Random train/validation split by sample (sorted index arrays)."""
     rng = np.random.default_rng([seed, 0])
@@ -365,7 +358,7 @@ def _init_flow(
     )
     x = torch.as_tensor(chain.samples, dtype=torch.float64)
     y, _ = unit.to_logit(x)
-    mean, std = weighted_mean_std(y[train_idx].numpy(), chain.weights[train_idx])
+    mean, std = weighted_mean_sd(y[train_idx].numpy(), chain.weights[train_idx])
     std = np.where(std > 0, std, 1.0)
     flow = BoundedFlow(
         unit.core,
