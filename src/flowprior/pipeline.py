@@ -36,6 +36,7 @@ __all__ = [
     "FlowLikelihood",
     "ProductLikelihood",
     "derive_seed",
+    "flow_correction",
     "joint_id",
     "parse_stage",
     "stage_id",
@@ -194,20 +195,49 @@ def summarise_analysis(
 
 
 def _evidence_chain(seq: Sequence[str], out: Mapping[str, Any]) -> dict[str, Any] | None:
-    """``log Z_first + sum log Z_{k|...}`` from the pocoMC runs, with its error."""
+    """``log Z_first + sum log Z_{k|...}`` from the pocoMC runs, with its error.
+
+    When the last stage carries a ``flow_correction`` (its earlier likelihoods were evaluable),
+    also the flow-corrected total ``log Z_(last|q) + log E[r]`` (see :func:`flow_correction`)
+    and the flow's bias on the chain, ``log E[r] - log Z_(previous stages)``.
+    """
     first = out["stage1"].get(seq[0], {}).get("run_info", {})
     if first.get("log_evidence") is None:
         return None
     total, var = float(first["log_evidence"]), float(first.get("log_evidence_err") or 0.0) ** 2
     terms = [{"stage": seq[0], "log_evidence": total}]
+    run: Mapping[str, Any] = {}
     for k in range(2, len(seq) + 1):
+        previous = total
         run = out["sequential"].get(stage_id(seq[:k]), {}).get("pocomc", {}).get("run_info")
         if not run or run.get("log_evidence") is None:
             return None
         total += float(run["log_evidence"])
         var += float(run.get("log_evidence_err") or 0.0) ** 2
         terms.append({"stage": stage_id(seq[:k]), "log_evidence": float(run["log_evidence"])})
-    return {"terms": terms, "log_evidence": total, "log_evidence_err": math.sqrt(var)}
+    chain = {"terms": terms, "log_evidence": total, "log_evidence_err": math.sqrt(var)}
+    corr = run.get("flow_correction")
+    if corr:
+        chain["flow_corrected"] = {
+            "log_evidence": float(run["log_evidence"]) + corr["log_mean_ratio"],
+            "log_evidence_err": math.hypot(
+                float(run.get("log_evidence_err") or 0.0), corr["log_mean_ratio_err"]
+            ),
+            "flow_bias": previous - corr["log_mean_ratio"],
+            "ess_fraction": corr["ess_fraction"],
+        }
+    return chain
+
+
+def _check(value: float, err: float, reference: float, reference_err: float) -> dict[str, Any]:
+    combined = math.hypot(err, reference_err)
+    diff = value - reference
+    return {
+        "log_evidence": value,
+        "difference": diff,
+        "combined_error": combined,
+        "n_sigma": diff / combined if combined > 0 else None,
+    }
 
 
 def _sequence_summary(seq, *, names, out, sequential, joint, order) -> dict[str, Any]:
@@ -220,15 +250,18 @@ def _sequence_summary(seq, *, names, out, sequential, joint, order) -> dict[str,
     if jid in joint:
         jrun = out["joint"][jid]["run_info"]
         if chain is not None and jrun.get("log_evidence") is not None:
-            err = math.hypot(chain["log_evidence_err"], float(jrun.get("log_evidence_err") or 0.0))
-            diff = chain["log_evidence"] - float(jrun["log_evidence"])
+            j_z, j_err = float(jrun["log_evidence"]), float(jrun.get("log_evidence_err") or 0.0)
+            check = _check(chain["log_evidence"], chain["log_evidence_err"], j_z, j_err)
             entry["evidence_check"] = {
-                "sequential_log_evidence": chain["log_evidence"],
-                "joint_log_evidence": float(jrun["log_evidence"]),
-                "difference": diff,
-                "combined_error": err,
-                "n_sigma": diff / err if err > 0 else None,
+                "sequential_log_evidence": check.pop("log_evidence"),
+                "joint_log_evidence": j_z,
+                **check,
             }
+            fc = chain.get("flow_corrected")
+            if fc:
+                entry["evidence_check"]["flow_corrected"] = _check(
+                    fc["log_evidence"], fc["log_evidence_err"], j_z, j_err
+                )
         j_mean, j_sd = _weighted_moments(Path(joint[jid]["samples"]), names)
         entry["vs_joint"] = {}
         for sampler, files in sequential.get(sid, {}).items():
@@ -351,11 +384,67 @@ def run_sequential(
     run.info["stage"] = stage
     run.info["prior_model"] = str(prior_model)
     run.info["prior_sha256"] = prior.manifest.get("files", {}).get("weights.safetensors")
+    earlier = names[:-1]
+    if all("likelihood" in datasets[n] for n in earlier):
+        factors = [dataset_likelihood(n, datasets[n], dim=prior.dim) for n in earlier]
+        run.info["flow_correction"] = flow_correction(run.chain, previous=factors)
     if likelihood_flow is not None:
         run.info["evidence_note"] = (
             f"{last} is a chain dataset: log_evidence is log Z_({stage}) - log Z_(prev) - log Z_{last}"
         )
     return run
+
+
+def flow_correction(
+    chain, *, previous: Sequence[Callable[[np.ndarray], np.ndarray]]
+) -> dict[str, Any]:
+    """Importance check of a flow prior against the exact previous posterior.
+
+    A sequential stage samples ``L_new(theta) q(theta)`` where the flow ``q`` stands in for the
+    previous posterior ``p_prev = L_prev pi / Z_prev``. When the previous likelihoods can still
+    be evaluated, the ratio ``r = L_prev pi / q`` at the stage's weighted samples measures what
+    the flow's error does where it matters, and gives the joint evidence without the flow error:
+
+        Z_(prev+new) = Z_(new|q) * E_(new|q)[ r ],
+
+    so ``log Z_(new|prev) = log Z_(new|q) + log_mean_ratio - log Z_prev``. The returned
+    ``log_mean_ratio`` is the weighted ``log E[r]``, ``log_mean_ratio_err`` its delta-method
+    standard error (ratio estimator, weights treated as fixed), and ``ess_fraction`` the Kish
+    effective sample size of ``weights * r`` over that of ``weights``: 1 when the flow matches
+    the previous posterior where the new data put the mass; far below 1 when it does not.
+    ``weights * r`` are the importance weights that turn the stage's samples into samples of
+    the exact posterior.
+
+    Parameters
+    ----------
+    chain : Chain
+        The stage's samples with ``log_prior`` = the flow's normalised ``log q``.
+    previous : sequence of callables
+        Log-likelihoods of the earlier datasets, ``(n, d) -> (n,)``.
+    """
+    from .chains import kish_ess
+
+    keep = chain.weights > 0
+    x = chain.samples[keep]
+    w = chain.weights[keep] / chain.weights[keep].sum()
+    log_r = sum(f(x) for f in previous) - chain.params.log_volume - chain.log_prior[keep]
+    log_r = np.asarray(log_r, dtype=np.float64)
+    if not np.all(np.isfinite(log_r)):
+        bad = int(np.flatnonzero(~np.isfinite(log_r))[0])
+        raise InputError(
+            f"flow correction: non-finite log ratio at sample {bad} (theta = {x[bad].tolist()})"
+        )
+    shift = float(log_r.max())
+    r = np.exp(log_r - shift)
+    mean = float(w @ r)
+    se = float(math.sqrt(np.sum(w**2 * (r - mean) ** 2))) / mean
+    return {
+        "log_mean_ratio": math.log(mean) + shift,
+        "log_mean_ratio_err": se,
+        "ess_fraction": float(kish_ess(w * r) / kish_ess(w)),
+        "n_points": int(x.shape[0]),
+        "n_likelihood_calls": int(x.shape[0]) * len(previous),
+    }
 
 
 def run_joint(

@@ -115,7 +115,7 @@ class TrainConfig:
         checks = [
             (self.kind in FLOW_KINDS, f"kind must be one of {FLOW_KINDS}"),
             (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
-            (self.transforms >= 0, "transforms must be >= 0"),
+            (self.transforms >= 1, "transforms must be >= 1"),
             (len(self.hidden) > 0 and min(self.hidden) >= 1, "hidden widths must be >= 1"),
             (self.bins >= 2, "bins must be >= 2"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
