@@ -18,9 +18,11 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
 include: "workflow/rules/posteriors.smk"
 include: "workflow/rules/flows.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/analyses.smk"
 
 
@@ -33,3 +35,6 @@ rule all:
         expand(rules.plot_flow.output.figure, posterior=POSTERIORS),
         rules.summarise_flows.output.table if POSTERIORS else [],
         expand(rules.summarise_analysis.output.summary, analysis=ANALYSES),
+        expand(rules.summarise_analysis.output.markdown, analysis=ANALYSES),
+        [analysis_figures(a) for a in ANALYSES],
+        rules.study_summary.output.markdown if ANALYSES else [],

@@ -1,9 +1,11 @@
-"""Rule summarise_analysis: every artifact and run record of an analysis -> summary.json."""
+"""Rule summarise_analysis: every artifact, run record and diagnostic of an analysis ->
+summary.json and the analysis' tables (CSV + one Markdown page)."""
 
-import json
+from pathlib import Path
 
-from flowprior._atomic import atomic_write_text
+from flowprior._atomic import atomic_output_path, atomic_write_json, atomic_write_text
 from flowprior._script import run_rule
+from flowprior.diagnostics import analysis_tables, cost_table, tables_markdown
 from flowprior.params import load_parameters
 from flowprior.pipeline import summarise_analysis
 
@@ -11,8 +13,9 @@ from flowprior.pipeline import summarise_analysis
 def main(snakemake):
     o = snakemake.params.outputs
     run_files = lambda d: {"samples": f"{d}/samples.parquet", "run": f"{d}/run.json"}  # noqa: E731
+    analysis = snakemake.wildcards.analysis
     summary = summarise_analysis(
-        analysis=snakemake.wildcards.analysis,
+        analysis=analysis,
         names=load_parameters(snakemake.input.parameters).names,
         stage1={k: run_files(d) for k, d in o["stage1"].items()},
         flows={k: {"model": f"{d}/model", "validation": f"{d}/validation.json"}
@@ -21,8 +24,19 @@ def main(snakemake):
         joint={k: run_files(d) for k, d in o["joint"].items()},
         sequences=snakemake.params.sequences,
         dataset_order=snakemake.params.datasets,
+        fidelity={k: f"{d}/fidelity.json" for k, d in o["flows"].items()},
+        diagnostics=snakemake.params.diagnostics,
     )
-    atomic_write_text(snakemake.output.summary, json.dumps(summary, indent=2) + "\n")
+    runs = {f"stage1 {k}": v["run_info"] for k, v in summary["stage1"].items()}
+    runs.update({f"joint {k}": v["run_info"] for k, v in summary["joint"].items()})
+    for s, by in summary["sequential"].items():
+        runs.update({f"sequential {s} {m}": v["run_info"] for m, v in by.items()})
+    tables = analysis_tables(summary, costs=cost_table(snakemake.params.benchmarks, runs))
+    for name, frame in tables.items():
+        with atomic_output_path(getattr(snakemake.output, name)) as tmp:
+            frame.to_csv(tmp, index=False)
+    atomic_write_text(snakemake.output.markdown, tables_markdown(f"Analysis {analysis}", tables))
+    atomic_write_json(snakemake.output.summary, summary)
 
 
 run_rule(snakemake, main)  # noqa: F821 (snakemake is injected by Snakemake)

@@ -12,13 +12,15 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 __all__ = [
     "atomic_write",
     "atomic_write_bytes",
+    "atomic_write_json",
     "atomic_write_text",
     "atomic_output_path",
+    "plain_json",
 ]
 
 
@@ -126,6 +128,33 @@ def atomic_write_text(
     """
     with atomic_write(path, "w", encoding=encoding) as fh:
         fh.write(text)
+
+
+def plain_json(value: Any) -> Any:
+    """JSON-safe copy: mappings with str keys, numpy scalars/arrays to Python, NaN/inf to None."""
+    import math
+    from collections.abc import Mapping
+
+    import numpy as np
+
+    if isinstance(value, Mapping):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain_json(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def atomic_write_json(path: str | os.PathLike, value: Any) -> None:
+    """Atomically write strict, indented JSON (:func:`plain_json`: non-finite numbers -> null)."""
+    import json
+
+    atomic_write_text(path, json.dumps(plain_json(value), indent=2, allow_nan=False) + "\n")
 
 
 @contextlib.contextmanager

@@ -151,6 +151,8 @@ def summarise_analysis(
     joint: Mapping[str, Mapping[str, str]],
     sequences: Sequence[Sequence[str]],
     dataset_order: Sequence[str],
+    fidelity: Mapping[str, str] | None = None,
+    diagnostics: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Collect every artifact and run record of an analysis into one JSON-safe dictionary.
 
@@ -163,6 +165,10 @@ def summarise_analysis(
     ----------
     stage1, flows, joint : mapping id -> {"samples"|"model": path, "run"|"validation": path}
     sequential : mapping stage id -> sampler -> {"samples": path, "run": path}
+    fidelity : mapping flow stage -> path of its ``fidelity.json``, optional
+    diagnostics : mapping sequence stage id -> path of its diagnostics JSON, optional
+        Included under ``fidelity`` and in each sequence's ``diagnostics`` (with its
+        ``verdict``); ``verdicts`` maps each sequence to its verdict status.
     """
     out: dict[str, Any] = {"analysis": analysis, "parameters": list(names)}
     out["stage1"] = {
@@ -185,12 +191,22 @@ def summarise_analysis(
         k: {**{key: str(p) for key, p in v.items()}, "run_info": _read_json(Path(v["run"]))}
         for k, v in joint.items()
     }
+    out["fidelity"] = {k: _read_json(Path(p)) for k, p in (fidelity or {}).items()}
     out["sequences"] = [
         _sequence_summary(
             seq, names=names, out=out, sequential=sequential, joint=joint, order=dataset_order
         )
         for seq in sequences
     ]
+    diagnostics = diagnostics or {}
+    for entry in out["sequences"]:
+        path = diagnostics.get(entry["stage"])
+        if path is not None:
+            entry["diagnostics"] = _read_json(Path(path))
+            entry["verdict"] = entry["diagnostics"]["verdict"]
+    out["verdicts"] = {
+        e["stage"]: e["verdict"]["status"] for e in out["sequences"] if "verdict" in e
+    }
     return out
 
 

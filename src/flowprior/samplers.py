@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._atomic import atomic_write_text
+from ._atomic import atomic_write_text, plain_json
 from .chains import Chain, kish_ess, read_chain, write_chain
 from .errors import FlowpriorError, InputError, _input_error
 from .params import ParameterSpace
@@ -119,7 +119,7 @@ class _Settings:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe ``{field: value}`` (``from_dict(to_dict())`` gives an equal object)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {f.name: plain_json(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 def _check(source: str, key: str, ok: bool, problem: str, value: Any) -> None:
@@ -339,7 +339,7 @@ class SamplerRun:
             ``info`` as indented JSON (strict JSON: non-finite numbers are written as null).
         """
         write_chain(self.chain, samples)
-        text = json.dumps(_plain(self.info), indent=2, allow_nan=False) + "\n"
+        text = json.dumps(plain_json(self.info), indent=2, allow_nan=False) + "\n"
         atomic_write_text(run_json, text)
 
     @classmethod
@@ -377,21 +377,6 @@ class SamplerRun:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars/arrays to Python, non-finite floats to None."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if _is_int(value):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 def _check_seed(seed: Any) -> int:
@@ -634,7 +619,7 @@ def run_pocomc(
         diagnostics["ess"],
         counted.n_calls,
     )
-    return SamplerRun(chain=chain, info=_plain(info))
+    return SamplerRun(chain=chain, info=plain_json(info))
 
 
 # --------------------------------------------------------------------------- emcee
@@ -790,4 +775,4 @@ def run_emcee(
         diagnostics["acceptance_fraction"],
         counted.n_calls,
     )
-    return SamplerRun(chain=chain, info=_plain(info))
+    return SamplerRun(chain=chain, info=plain_json(info))

@@ -89,13 +89,28 @@ rule joint:
 
 
 rule summarise_analysis:
-    """Every artifact and run record of an analysis, with the evidence bookkeeping and the
-    sequential-versus-joint comparison, in one JSON file."""
+    """Every artifact, run record and diagnostic of an analysis in one JSON file (evidence
+    bookkeeping, sequential-versus-joint comparison, verdicts), and its tables."""
     input:
         summary_input,
+        lambda wc: expand(
+            "results/{{analysis}}/flows/{stage}/fidelity.json",
+            stage=analysis_plan(wc.analysis)["flows"],
+        ),
+        lambda wc: expand(
+            rules.diagnose_sequence.output.diagnostics, stage=sequence_ids(wc.analysis), allow_missing=True
+        ),
+        lambda wc: list(analysis_benchmarks(wc.analysis).values()),
         parameters=lambda wc: analysis_cfg(wc.analysis)["parameters"],
     output:
         summary="results/{analysis}/summary.json",
+        verdicts="results/{analysis}/tables/verdicts.csv",
+        flow_fidelity="results/{analysis}/tables/flow_fidelity.csv",
+        agreement="results/{analysis}/tables/agreement.csv",
+        tension="results/{analysis}/tables/tension.csv",
+        evidence="results/{analysis}/tables/evidence.csv",
+        cost="results/{analysis}/tables/cost.csv",
+        markdown="results/{analysis}/tables/tables.md",
     log:
         "logs/{analysis}/summary.log",
     benchmark:
@@ -106,5 +121,30 @@ rule summarise_analysis:
         outputs=lambda wc: analysis_outputs(wc.analysis),
         sequences=lambda wc: analysis_cfg(wc.analysis)["sequences"],
         datasets=lambda wc: list(analysis_cfg(wc.analysis)["datasets"]),
+        diagnostics=lambda wc: {
+            s: f"results/{wc.analysis}/diagnostics/{s}.json"
+            for s in sequence_ids(wc.analysis)
+        },
+        benchmarks=lambda wc: analysis_benchmarks(wc.analysis),
     script:
         "../../scripts/summarise_analysis.py"
+
+
+rule study_summary:
+    """results/summary.md: every analysis' verdicts first, then its tables and figure links."""
+    input:
+        summaries=expand(rules.summarise_analysis.output.summary, analysis=ANALYSES),
+        flows=[rules.summarise_flows.output.table] if POSTERIORS else [],
+    output:
+        markdown=report(
+            "results/summary.md", caption="../report/summary.rst", category="Summary"
+        ),
+    log:
+        "logs/study_summary.log",
+    conda:
+        "../../envs/flowprior.yaml"
+    params:
+        tables={a: f"results/{a}/tables/tables.md" for a in ANALYSES},
+        figures={a: analysis_figures(a) for a in ANALYSES},
+    script:
+        "../../scripts/study_summary.py"

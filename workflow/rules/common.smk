@@ -174,13 +174,16 @@ def stage_samples(wildcards):
 
 
 def plugin_files(analysis, datasets):
-    """Plug-in source files (``path.py:function``) of likelihood datasets: rerun triggers."""
+    """Files of likelihood datasets: plug-in sources (``path.py:function``), rerun triggers,
+    and the files each declares in `inputs` (data tables), built first."""
     files = []
     for d in datasets:
         if has_likelihood(analysis, d):
-            spec = dataset_cfg(analysis, d)["likelihood"].rsplit(":", 1)[0]
+            entry = dataset_cfg(analysis, d)
+            spec = entry["likelihood"].rsplit(":", 1)[0]
             if spec.endswith(".py"):
                 files.append(spec)
+            files += [f for f in entry.get("inputs", []) if f not in files]
     return files
 
 
@@ -262,3 +265,88 @@ def summary_input(wildcards):
         for d in by_sampler.values():
             files += [f"{d}/samples.parquet", f"{d}/run.json"]
     return files
+
+
+# ------------------------------------------------------------------------- diagnostics
+def analysis_diagnostics(analysis):
+    """Diagnostics settings of an analysis: top-level `diagnostics`, updated by its own."""
+    return {**config["diagnostics"], **analysis_cfg(analysis).get("diagnostics", {})}
+
+
+def sequence_flows(analysis, seq):
+    """Flow stages a sequence goes through: each prefix's prior, each chain dataset's flow."""
+    flows = [stage_name(seq[:k]) for k in range(1, len(seq))]
+    flows += [d for d in seq[1:] if not has_likelihood(analysis, d) and d not in flows]
+    return flows
+
+
+def sequence_runs(analysis, stage):
+    """Run directories a sequence's diagnostics read, by role (see flowprior.diagnostics)."""
+    cfg = analysis_cfg(analysis)
+    seq = stage.split("__")
+    base = f"results/{analysis}"
+    order = list(cfg["datasets"])
+    plan = analysis_plan(analysis)
+    joint = stage_name(sorted(seq, key=order.index))
+    previous = None
+    if len(seq) > 2:
+        prefix = seq[:-1]
+        pj = stage_name(sorted(prefix, key=order.index))
+        previous = (
+            f"{base}/joint/{pj}"
+            if pj in plan["joint"]
+            else f"{base}/sequential/{stage_name(prefix)}/{flow_sampler(analysis)}"
+        )
+    return {
+        "stage1": {d: f"{base}/stage1/{d}" for d in dict.fromkeys(seq)},
+        "previous": previous,
+        "sequential": {m: f"{base}/sequential/{stage}/{m}" for m in cfg["samplers"]},
+        "joint": f"{base}/joint/{joint}" if joint in plan["joint"] else None,
+        "fidelity": {
+            f: f"{base}/flows/{f}/fidelity.json" for f in sequence_flows(analysis, seq)
+        },
+    }
+
+
+def diagnose_input(wildcards):
+    """Every file a sequence's diagnostics read."""
+    runs = sequence_runs(wildcards.analysis, wildcards.stage)
+    dirs = list(runs["stage1"].values()) + list(runs["sequential"].values())
+    dirs += [d for d in (runs["previous"], runs["joint"]) if d]
+    files = [f"{d}/{name}" for d in dirs for name in ("samples.parquet", "run.json")]
+    return files + list(runs["fidelity"].values())
+
+
+def sequence_ids(analysis):
+    """Stage ids of the full sequences of an analysis."""
+    return [stage_name(seq) for seq in analysis_cfg(analysis)["sequences"]]
+
+
+def analysis_benchmarks(analysis):
+    """Benchmark files of every compute job of an analysis, by job label."""
+    o = analysis_outputs(analysis)
+    b = f"results/benchmarks/{analysis}"
+    out = {f"stage1 {d}": f"{b}/stage1/{d}.tsv" for d in o["stage1"]}
+    out.update({f"flow {s}": f"{b}/flows/{s}.tsv" for s in o["flows"]})
+    for s, by in o["sequential"].items():
+        out.update({f"sequential {s} {m}": f"{b}/sequential/{s}/{m}.tsv" for m in by})
+    out.update({f"joint {j}": f"{b}/joint/{j}.tsv" for j in o["joint"]})
+    return out
+
+
+def analysis_figures(analysis):
+    """Every figure of an analysis."""
+    cfg = analysis_cfg(analysis)
+    plan = analysis_plan(analysis)
+    base = f"results/{analysis}/figures"
+    figs = [f"{base}/flow_{s}.png" for s in plan["flows"]]
+    figs += [f"{base}/training_{s}.png" for s in plan["flows"]]
+    figs += [
+        f"{base}/sequential_{s}_{m}.png"
+        for s in sequence_ids(analysis)
+        for m in cfg["samplers"]
+        if sequence_runs(analysis, s)["joint"]
+    ]
+    if any(sequence_runs(analysis, s)["joint"] for s in sequence_ids(analysis)):
+        figs.append(f"{base}/agreement.png")
+    return figs
