@@ -63,11 +63,19 @@ def test_dry_run_of_default_config(tmp_path):
         ("sample_flow", 2),
         ("plot_flow", 2),
         ("summarise_flows", 1),
-        ("stage1", 4),
-        ("train_stage_flow", 4),
-        ("sequential", 6),
-        ("joint", 3),
-        ("summarise_analysis", 3),
+        ("extract_nuclides", 1),
+        ("stage1", 10),  # the last dataset of each sequence too: the tension diagnostics
+        ("train_stage_flow", 8),
+        ("sequential", 14),
+        ("joint", 5),
+        ("flow_fidelity", 8),
+        ("diagnose_sequence", 8),
+        ("summarise_analysis", 5),
+        ("plot_stage_flow", 8),
+        ("plot_training", 8),
+        ("plot_sequential", 14),
+        ("plot_agreement", 5),
+        ("study_summary", 1),
     ]:
         assert f"rule {rule}:" in out
         assert f"{rule} {count}" in " ".join(out.split()), f"{rule}: expected {count} jobs"
@@ -253,6 +261,7 @@ def test_end_to_end_test_config(tmp_path):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
     _check_analysis_summary(results / "gaussian_linear")
+    _check_diagnostics(results)
 
 
 def _check_analysis_summary(base: Path) -> None:
@@ -290,3 +299,38 @@ def _check_analysis_summary(base: Path) -> None:
         assert abs(check["sequential_log_evidence"] - exact) < 1.0, check
         assert abs(check["joint_log_evidence"] - exact) < 1.0, check
         assert seq["vs_joint"]["pocomc"]["max_abs_mean_shift"] < 0.5, seq
+
+
+def _check_diagnostics(results: Path) -> None:
+    """Diagnostics, tables, figures and results/summary.md of the tiny analysis."""
+    import json
+
+    from PIL import Image
+
+    base = results / "gaussian_linear"
+    summary = json.loads((base / "summary.json").read_text())
+    assert set(summary["verdicts"]) == {"A__B", "B__A"}
+    for seq in summary["sequences"]:
+        assert seq["verdict"]["status"] in ("ok", "warn", "fail")
+        diag = seq["diagnostics"]
+        assert set(diag["agreement"]) == {"pocomc", "emcee"}
+        assert "emcee_vs_pocomc" in diag and set(diag["vs_exact"]) == {"pocomc", "emcee", "joint"}
+        assert diag["tension"]["parameter_shift_sigma"] < 3
+        assert "flow_corrected" in seq["sequential_evidence"]
+    assert set(summary["fidelity"]) == {"A", "B"}
+    assert all(f["exact_kl"] > 0 for f in summary["fidelity"].values())
+    rows = {"verdicts": 2, "flow_fidelity": 2, "tension": 2, "evidence": 2,
+            "agreement": 2 * (2 + 1 + 3), "cost": 2 + 2 + 4 + 1}
+    for name, n in rows.items():
+        frame = pd.read_csv(base / "tables" / f"{name}.csv")
+        assert len(frame) == n, (name, frame)
+    assert (base / "tables" / "tables.md").read_text().startswith("# Analysis gaussian_linear")
+    figures = [f"flow_{s}" for s in "AB"] + [f"training_{s}" for s in "AB"] + [
+        f"sequential_{s}_{m}" for s in ("A__B", "B__A") for m in ("pocomc", "emcee")
+    ] + ["agreement"]
+    for name in figures:
+        with Image.open(base / "figures" / f"{name}.png") as img:
+            img.load()
+            assert img.size[0] >= 600 and img.size[1] >= 400, (name, img.size)
+    page = (results / "summary.md").read_text()
+    assert page.index("| gaussian_linear | A→B |") < page.index("## gaussian_linear")

@@ -39,7 +39,7 @@ __all__ = ["Likelihood", "LikelihoodError", "load_likelihood"]
 
 logger = logging.getLogger(__name__)
 
-_ENTRY_KEYS = ("likelihood", "kwargs")
+_ENTRY_KEYS = ("likelihood", "kwargs", "inputs")  # inputs: files for the workflow only
 
 
 class LikelihoodError(FlowpriorError):
@@ -325,7 +325,7 @@ class Likelihood:
         unknown = [str(k) for k in entry if k not in _ENTRY_KEYS]
         if unknown:
             raise _input_error(
-                src, ", ".join(unknown), "unknown key(s); expected likelihood[, kwargs]"
+                src, ", ".join(unknown), "unknown key(s); expected likelihood[, kwargs, inputs]"
             )
         if "likelihood" not in entry:
             raise _input_error(src, "likelihood", "missing key")

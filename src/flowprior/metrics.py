@@ -1023,15 +1023,17 @@ def count_modes(
     4. Merge components that belong to the same bump of the fitted density ``f``: BIC alone
        over-counts, since a skewed or curved (banana) unimodal density needs several
        Gaussians. From each component mean, climb ``f`` to its local maximum (fixed-point
-       iteration). Then run persistence-based clustering (ToMATo) of ``f`` on the
-       ``n_neighbors``-nearest-neighbour graph of those maxima and of up to ``n_graph`` of the
-       fitting points: visiting points by decreasing density, two clusters that meet are
-       merged unless the saddle between them (the lowest density on the connecting graph
-       path, with ``n_segment`` points on each edge) is below ``merge_ratio`` times the lower
-       of their two peaks, i.e. unless there is a real valley. Components whose maxima end
-       in the same cluster form one mode. (A straight segment between component means, the
-       simpler test, cuts across the inside of a curved ridge: it found 4 to 5 modes in the
-       Rosenbrock banana; the graph path follows the ridge.)
+       iteration). Build a graph of those maxima and of up to ``n_graph`` fitting points,
+       first moved uphill onto the ridges of ``f`` (a few damped steps): each node joined to
+       its ``n_neighbors`` nearest neighbours, plus the shortest edges that make the graph
+       connected; an edge's height is the lowest ``f`` on its straight segment
+       (``n_segment`` points). Then persistence-based clustering (as in ToMATo): edges are
+       added by decreasing height, and when one joins two clusters they merge if its height
+       (the saddle) is at least ``merge_ratio`` times the lower of the two cluster peaks,
+       i.e. unless there is a real valley between them. Components whose maxima end in the
+       same cluster form one mode. (The simpler test, the density on the straight segment
+       between two component means, cuts across the inside of a curved ridge: it found 4 to
+       5 modes in the Rosenbrock banana. Graph paths follow the ridge.)
     5. Assign every input sample to the mode with the largest summed responsibility of its
        components. Modes holding less than ``min_mass`` of the weight are dissolved one at a
        time (smallest first) and their samples reassigned the same way to the remaining
@@ -1257,13 +1259,16 @@ def _merge_components(
 ) -> np.ndarray:
     """Component -> mode map (0-based, arbitrary order) of a fitted mixture (step 4).
 
-    Persistence-based merging (ToMATo, Chazal et al. 2013) of the fitted density ``f`` on a
-    k-nearest-neighbour graph of ``z_graph`` plus the local maxima reached from each
-    component mean. Nodes are visited by decreasing ``f``; a node joins the cluster of its
-    highest already visited neighbour; when it also touches another cluster, the two are
-    merged if the saddle height (the node's density, and the minimum of ``f`` on the straight
-    segments to the two neighbours, ``n_segment`` points each) is at least ``merge_ratio``
-    times the lower of the two cluster peaks.
+    Persistence-based merging (as in ToMATo, Chazal et al. 2013) of the fitted log density
+    ``f`` on a graph: the nodes are the local maxima reached from each component mean and
+    the points ``z_graph`` moved onto the density ridges (:func:`_toward_ridges`); the edges
+    join each node to its ``n_neighbors`` nearest neighbours, plus the shortest edges that
+    make the graph connected. An edge's height is the minimum of ``f`` at ``n_segment``
+    points of its straight segment, so every graph path is a real path whose lowest density
+    is known. Edges are added by decreasing height (union-find): when an edge joins two
+    clusters, they merge if its height is at least ``log(merge_ratio)`` plus the lower of
+    the two cluster peaks; otherwise the lower cluster is a separate mode (its saddle to the
+    higher one is a real valley, and later edges are only lower).
     """
     from sklearn.neighbors import NearestNeighbors
 
@@ -1275,8 +1280,8 @@ def _merge_components(
     logf = model.score_samples(nodes)
     n_nb = min(int(n_neighbors) + 1, nodes.shape[0])
     neigh = NearestNeighbors(n_neighbors=n_nb).fit(nodes).kneighbors(nodes, return_distance=False)
-    # symmetrised k-NN graph, made connected: k-NN graphs fall apart
-    # at sampling gaps (often in 1-D), and clusters that never meet would never merge
+    # symmetrised k-NN graph, made connected: k-NN graphs fall apart at sampling gaps (often
+    # in 1-D), and clusters that never meet would never merge
     adj: list[set[int]] = [set() for _ in range(nodes.shape[0])]
     for i, row in enumerate(neigh):
         for j in row:
@@ -1286,13 +1291,19 @@ def _merge_components(
     for i, j in _connecting_edges(nodes, adj):
         adj[i].add(j)
         adj[j].add(i)
-    t = np.linspace(0.0, 1.0, n_segment)[:, None]
-
-    def seg_min(i: int, j: int) -> float:
-        return float(np.min(model.score_samples(nodes[i] + t * (nodes[j] - nodes[i]))))
+    edges = np.array([(i, j) for i, nb in enumerate(adj) for j in nb if i < j], dtype=int)
+    t = np.linspace(0.0, 1.0, n_segment)
+    height = np.empty(len(edges))
+    chunk = max(1, 200_000 // n_segment)
+    for lo in range(0, len(edges), chunk):
+        e = edges[lo : lo + chunk]
+        a, b = nodes[e[:, 0]], nodes[e[:, 1]]
+        seg = a[:, None, :] + t[None, :, None] * (b - a)[:, None, :]
+        vals = model.score_samples(seg.reshape(-1, nodes.shape[1])).reshape(len(e), n_segment)
+        height[lo : lo + chunk] = vals.min(axis=1)
 
     parent = np.arange(nodes.shape[0])
-    peak = logf.copy()  # log density of each cluster's highest node (valid at roots)
+    peak = logf.copy()  # highest log density in each cluster (valid at the roots)
 
     def find(i: int) -> int:
         root = i
@@ -1303,23 +1314,11 @@ def _merge_components(
         return root
 
     log_ratio = math.log(merge_ratio)
-    visited = np.zeros(nodes.shape[0], dtype=bool)
-    for v in np.argsort(-logf, kind="stable"):
-        nb = [u for u in adj[v] if visited[u]]
-        visited[v] = True
-        if not nb:
-            continue  # a new cluster, v its peak
-        top = max(nb, key=lambda u: logf[u])
-        g = find(top)
-        parent[v] = g
-        for u in nb:
-            ru, rg = find(u), find(g)
-            if ru == rg:
-                continue
-            saddle = min(logf[v], seg_min(v, u), seg_min(v, top))
-            if saddle >= log_ratio + min(peak[ru], peak[rg]):
-                hi, lo = (ru, rg) if peak[ru] >= peak[rg] else (rg, ru)
-                parent[lo] = hi
+    for e in np.argsort(-height, kind="stable"):
+        ru, rv = find(int(edges[e, 0])), find(int(edges[e, 1]))
+        if ru != rv and height[e] >= log_ratio + min(peak[ru], peak[rv]):
+            hi, lo = (ru, rv) if peak[ru] >= peak[rv] else (rv, ru)
+            parent[lo] = hi
     roots = [find(c) for c in range(k)]
     ids = {r: n for n, r in enumerate(dict.fromkeys(roots))}
     return np.array([ids[r] for r in roots], dtype=int)
