@@ -106,8 +106,12 @@ class BoundedFlow(nn.Module):
         The trainable flow over ``Tensor (*, D)`` with a standard-normal base.
     lower, upper : Tensor (D,)
         The prior box (stored in float64).
-    shift, scale : Tensor (D,)
-        Standardisation of the logit coordinates: ``z = (y - shift) / scale``.
+    shift : Tensor (D,)
+    scale : Tensor (D,) or (D, D)
+        Standardisation of the logit coordinates: ``z = (y - shift) / scale`` for a vector;
+        for a lower-triangular matrix ``L`` (the Cholesky factor of the weighted covariance:
+        full whitening) ``z = L^-1 (y - shift)``. Either way a fixed affine map whose
+        log-Jacobian ``-sum log diag`` enters the density.
     eps : float
         Relative distance to a wall below which a coordinate is moved to ``eps``.
     core_dtype : torch.dtype
@@ -136,7 +140,13 @@ class BoundedFlow(nn.Module):
         self.eps = float(eps)
         if not bool(torch.all(self.lower < self.upper)):
             raise ValueError("every lower bound must be below its upper bound")
-        if not bool(torch.all(self.scale > 0)):
+        if self.scale.ndim == 2:
+            d = self.lower.shape[0]
+            if self.scale.shape != (d, d) or not torch.equal(self.scale, torch.tril(self.scale)):
+                raise ValueError("a matrix scale must be a lower-triangular (D, D) Cholesky factor")
+            if not bool(torch.all(torch.diagonal(self.scale) > 0)):
+                raise ValueError("the Cholesky factor's diagonal must be positive")
+        elif not bool(torch.all(self.scale > 0)):
             raise ValueError("standardisation scales must be positive")
 
     @property
@@ -189,12 +199,18 @@ class BoundedFlow(nn.Module):
         Returns ``z`` (float64, ``(N, D)``) and the fixed maps' ``log |det dz/dx|`` ``(N,)``.
         """
         y, ladj = self.to_logit(x)
+        if self.scale.ndim == 2:
+            z = torch.linalg.solve_triangular(self.scale, (y - self.shift).T, upper=False).T
+            return z, ladj - torch.log(torch.diagonal(self.scale)).sum()
         z = (y - self.shift) / self.scale
         return z, ladj - torch.log(self.scale).sum()
 
     def from_latent(self, z: Tensor) -> Tensor:
         """Inverse of :meth:`to_latent` (float64 in, float64 out)."""
-        return self.from_logit(z.to(torch.float64) * self.scale + self.shift)
+        z = z.to(torch.float64)
+        if self.scale.ndim == 2:
+            return self.from_logit(z @ self.scale.T + self.shift)
+        return self.from_logit(z * self.scale + self.shift)
 
     # ------------------------------------------------------------------ density and sampling
     def core_log_prob(self, z: Tensor) -> Tensor:

@@ -88,6 +88,11 @@ class TrainConfig:
         Where to train; the CPU path is the tested one.
     dtype : {"float32", "float64"}
         Dtype of the trainable core (the fixed maps and the interface are always float64).
+    whiten : {"full", "diagonal"}
+        Fixed affine map of the logit coordinates before the flow: ``full`` whitens with the
+        Cholesky factor of the weighted training covariance (the flow then learns only what
+        is not a linear correlation: on the 6-D SEMF posteriors, correlations up to 0.993),
+        ``diagonal`` standardises each coordinate.
     progress : bool
         Show a tqdm progress bar.
     """
@@ -108,6 +113,7 @@ class TrainConfig:
     threads: int = 1
     device: str = "cpu"
     dtype: str = "float32"
+    whiten: str = "full"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -128,6 +134,7 @@ class TrainConfig:
             (self.threads >= 1, "threads must be >= 1"),
             (self.device in ("cpu", "cuda"), "device must be 'cpu' or 'cuda'"),
             (self.dtype in _DTYPES, f"dtype must be one of {tuple(_DTYPES)}"),
+            (self.whiten in ("full", "diagonal"), "whiten must be 'full' or 'diagonal'"),
         ]
         for ok, message in checks:
             if not ok:
@@ -360,16 +367,32 @@ def _init_flow(
     y, _ = unit.to_logit(x)
     mean, std = weighted_mean_sd(y[train_idx].numpy(), chain.weights[train_idx])
     std = np.where(std > 0, std, 1.0)
+    scale = torch.as_tensor(std)
+    if cfg.whiten == "full" and params.dim > 1:
+        scale = torch.as_tensor(_weighted_cholesky(y[train_idx].numpy(), chain.weights[train_idx], std))
     flow = BoundedFlow(
         unit.core,
         lower=lower,
         upper=upper,
         shift=torch.as_tensor(mean),
-        scale=torch.as_tensor(std),
+        scale=scale,
         core_dtype=core_dtype,
     )
     z, ladj = flow.to_latent(x)  # fixed maps: computed once, float64
     return flow, (z, ladj)
+
+
+def _weighted_cholesky(y: np.ndarray, w: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of the weighted covariance of ``y`` ``(N, D)``.
+
+    Computed on the correlation matrix (scaled by ``std``) with a tiny diagonal jitter, so a
+    (near-)degenerate direction falls back towards plain standardisation instead of failing.
+    """
+    w = np.asarray(w, dtype=np.float64) / np.sum(w)
+    r = (y - w @ y) / std
+    corr = (r * w[:, None]).T @ r
+    corr = 0.5 * (corr + corr.T) + 1e-9 * np.eye(corr.shape[0])
+    return np.linalg.cholesky(corr) * std[:, None]
 
 
 def _tensors(z_fixed, w_all, log_p_all, *, idx, device, dtype) -> dict[str, torch.Tensor | None]:
