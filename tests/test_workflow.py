@@ -262,6 +262,7 @@ def test_end_to_end_test_config(tmp_path):
 
     _check_analysis_summary(results / "gaussian_linear")
     _check_diagnostics(results)
+    _check_semf(tmp_path)
 
 
 def _check_analysis_summary(base: Path) -> None:
@@ -334,3 +335,20 @@ def _check_diagnostics(results: Path) -> None:
             assert img.size[0] >= 600 and img.size[1] >= 400, (name, img.size)
     page = (results / "summary.md").read_text()
     assert page.index("| gaussian_linear | A→B |") < page.index("## gaussian_linear")
+
+
+def _check_semf(workdir: Path) -> None:
+    """The small real-data SEMF analysis: extracted data with provenance, sensible fit."""
+    import json
+
+    provenance = json.loads((workdir / "resources" / "nuclides.parquet.json").read_text())
+    assert provenance["source"]["package"] == "mendeleev" and len(provenance["table"]["sha256"]) == 64
+    base = workdir / "results" / "semf"
+    summary = json.loads((base / "summary.json").read_text())
+    assert set(summary["verdicts"]) == {"early__late"}
+    joint = pd.read_parquet(base / "joint" / "early__late" / "samples.parquet")
+    w = joint["weight"] / joint["weight"].sum()
+    mean = {k: float((joint[k] * w).sum()) for k in ("a_V", "a_S", "a_C", "a_A", "sigma_th")}
+    assert 14.5 < mean["a_V"] < 17.5 and 15 < mean["a_S"] < 21 and 0.6 < mean["a_C"] < 0.8, mean
+    assert 19 < mean["a_A"] < 27 and 0.5 < mean["sigma_th"] < 5, mean
+    assert (base / "figures" / "sequential_early__late_pocomc.png").is_file()

@@ -560,7 +560,10 @@ def study_markdown(
     for s in summaries:
         for e in s.get("sequences", []):
             v = e.get("verdict", {})
-            reasons = "; ".join(v.get("reasons", [])) or "–"
+            all_reasons = v.get("reasons", [])
+            reasons = all_reasons[0] if all_reasons else "–"
+            if len(all_reasons) > 1:
+                reasons += f" (and {len(all_reasons) - 1} more, below)"
             lines.append(
                 f"| {s['analysis']} | {'→'.join(e['sequence'])} | **{v.get('status', '–')}** "
                 f"| {_fmt(reasons)} |"
