@@ -98,7 +98,9 @@ rule summarise_analysis:
             stage=analysis_plan(wc.analysis)["flows"],
         ),
         lambda wc: expand(
-            rules.diagnose_sequence.output.diagnostics, stage=sequence_ids(wc.analysis), allow_missing=True
+            rules.diagnose_sequence.output.diagnostics,
+            stage=sequence_ids(wc.analysis),
+            allow_missing=True,
         ),
         lambda wc: list(analysis_benchmarks(wc.analysis).values()),
         parameters=lambda wc: analysis_cfg(wc.analysis)["parameters"],

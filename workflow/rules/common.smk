@@ -308,6 +308,19 @@ def sequence_runs(analysis, stage):
     }
 
 
+def joint_samples(wildcards):
+    """Samples of the joint run of a sequence."""
+    runs = sequence_runs(wildcards.analysis, wildcards.stage)
+    return f"{runs['joint']}/samples.parquet"
+
+
+def before_samples(wildcards):
+    """Samples of the posterior before a sequence's last update."""
+    runs = sequence_runs(wildcards.analysis, wildcards.stage)
+    first = wildcards.stage.split("__")[0]
+    return f"{runs['previous'] or runs['stage1'][first]}/samples.parquet"
+
+
 def diagnose_input(wildcards):
     """Every file a sequence's diagnostics read."""
     runs = sequence_runs(wildcards.analysis, wildcards.stage)

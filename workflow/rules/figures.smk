@@ -72,12 +72,8 @@ rule plot_training:
 rule plot_sequential:
     """Sequential versus joint posterior of one sequence and sampler (corner plot)."""
     input:
-        joint=lambda wc: f"{sequence_runs(wc.analysis, wc.stage)['joint']}/samples.parquet",
-        before=lambda wc: (
-            sequence_runs(wc.analysis, wc.stage)["previous"]
-            or f"results/{wc.analysis}/stage1/{wc.stage.split('__')[0]}"
-        )
-        + "/samples.parquet",
+        joint=joint_samples,
+        before=before_samples,
         sequential="results/{analysis}/sequential/{stage}/{sampler}/samples.parquet",
         parameters=lambda wc: analysis_cfg(wc.analysis)["parameters"],
     output:
