@@ -350,14 +350,18 @@ def plot_flow_vs_target(
     params: ParameterSpace,
     levels: str | Sequence[float] = "sigma",
     path: str | os.PathLike,
-    bins: int = 40,
+    bins: int = 30,
     smooth: float | None = 1.0,
+    title: str | None = None,
+    dpi: float = 200,
 ) -> None:
-    """Corner plot of flow samples (colour) over a target chain (black), written to ``path``.
+    """Corner plot of flow samples (blue, dashed) over a target chain (black), written to ``path``.
 
-    Off-diagonal panels show 2-D contours enclosing the masses of ``levels``; diagonal panels
-    the weighted 1-D marginal histograms (densities). Axes are labelled with the parameters'
-    LaTeX labels and limited to where the samples are, inside the prior box.
+    The layout of :func:`plot_sequential_vs_joint` (readable at print size, no overlapping tick
+    labels, legend in the empty upper triangle): off-diagonal panels show 2-D contours
+    enclosing the masses of ``levels``; diagonal panels the weighted, lightly smoothed 1-D
+    marginal densities. Axes are labelled with the parameters' LaTeX labels and limited to
+    where the samples are, inside the prior box.
 
     Parameters
     ----------
@@ -373,77 +377,40 @@ def plot_flow_vs_target(
         Output image; the format follows the suffix (:data:`FIGURE_FORMATS`). Written
         atomically.
     bins : int
-        Histogram bins per axis.
+        Histogram bins across each set's own extent.
     smooth : float or None
-        Gaussian smoothing (in bins) of the 2-D histograms behind the contours.
+        Gaussian smoothing (in bins) of the histograms behind the contours and 1-D curves.
+    title : str, optional
+    dpi : float
+        Resolution of raster output.
 
     Raises
     ------
     InputError
         Samples whose shape or parameters do not match ``params``, or bad ``levels``.
     """
-    import corner
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-
     path, fmt = _figure_path(path)
+    dpi = _check_dpi(dpi)
     masses = contour_levels(levels)
     x_target, w_target = _samples_and_weights(target, params, what="target")
     x_flow, w_flow = _samples_and_weights(flow, params, what="flow")
-    ranges = _plot_ranges([(x_target, w_target), (x_flow, w_flow)], params)
-    labels = [tex_label(label) for label in params.labels]
-
-    size = max(2.0 * params.dim, 5.0)
-    fig = Figure(figsize=(size, size))
-    common = dict(
-        range=ranges,
-        labels=labels,
-        bins=bins,
-        smooth=smooth,
-        levels=masses,
-        plot_datapoints=False,
-        plot_density=False,
-        fill_contours=False,
-        hist_kwargs={"density": True},
-        label_kwargs={"fontsize": 12},
-        max_n_ticks=4,
-    )
-    for x, w, color in ((x_target, w_target, TARGET_COLOR), (x_flow, w_flow, FLOW_COLOR)):
-        corner.corner(
-            x,
-            weights=w,
-            fig=fig,
-            color=color,
-            contour_kwargs={"colors": [color]},
-            **{**common, "hist_kwargs": {**common["hist_kwargs"], "color": color}},
-        )
-    # corner fixes each 1-D panel's y range to the histogram drawn last: fit both.
-    for j in range(params.dim):
-        ax = fig.axes[j * (params.dim + 1)]
-        top = max((patch.get_xy()[:, 1].max() for patch in ax.patches), default=0.0)
-        if top > 0:
-            ax.set_ylim(0.0, 1.1 * top)
+    if not (isinstance(bins, (int, np.integer)) and bins >= 5):
+        raise InputError(f"bins: {bins!r}: need an integer >= 5")
     ess_target = 1.0 / float(np.sum(w_target**2))
-    handles = [
-        Line2D([], [], color=TARGET_COLOR, label=f"target (ESS {ess_target:.0f})"),
-        Line2D([], [], color=FLOW_COLOR, label=f"flow ({x_flow.shape[0]} samples)"),
-    ]
-    if params.dim == 1:
-        fig.axes[0].legend(handles=handles, loc="best", frameon=False, fontsize=9)
-    else:
-        percent = ", ".join(f"{100 * m:.1f}" for m in masses)
-        # In the empty upper-right panel (corner's axes are row-major, K x K).
-        corner_box = fig.axes[params.dim - 1].get_position()
-        fig.legend(
-            handles=handles,
-            loc="upper right",
-            bbox_to_anchor=(corner_box.x1, corner_box.y1),
-            title=f"2-D contours\n{percent} %",
-            frameon=False,
-            fontsize=9,
-            title_fontsize=9,
-        )
-    _save(fig, path, fmt, dpi=110)
+    fig = _corner_sets_figure(
+        params=params,
+        sets=[(x_target, w_target), (x_flow, w_flow)],
+        styles=(SEQUENTIAL_STYLES[0], SEQUENTIAL_STYLES[2]),
+        labels=[f"target (ESS {ess_target:.0f})", f"flow ({x_flow.shape[0]} samples)"],
+        masses=masses,
+        legend_title=None,
+        title=title,
+        truths=None,
+        figsize=_default_corner_size(params.dim, title),
+        bins=int(bins),
+        smooth=smooth,
+    )
+    _save(fig, path, fmt, dpi=dpi)
 
 
 # ------------------------------------------------------------------------- layout helpers
