@@ -411,24 +411,9 @@ def analysis_tables(summary: Mapping[str, Any], *, costs: pd.DataFrame | None = 
         verdicts.append({"sequence": label, "verdict": v.get("status"),
                          "reasons": "; ".join(v.get("reasons", []))})
         for sampler, a in diag.get("agreement", {}).items():
-            agree.append({
-                "sequence": label, "sampler": sampler, "reference": "joint",
-                "max_abs_mean_shift": a["max_abs_mean_shift"],
-                "max_abs_sd_ratio_deviation": a["max_abs_sd_ratio_deviation"],
-                "max_abs_correlation_difference": a["max_abs_correlation_difference"],
-                **{f"min_overlap_{k}": val for k, val in a["min_interval_overlap"].items()},
-                "c2st": a["c2st"], "sliced_wasserstein": a["sliced_wasserstein"],
-            })
+            agree.append(_agreement_row(label, sampler, "joint", a))
         if "emcee_vs_pocomc" in diag:
-            a = diag["emcee_vs_pocomc"]
-            agree.append({
-                "sequence": label, "sampler": "emcee", "reference": "pocomc",
-                "max_abs_mean_shift": a["max_abs_mean_shift"],
-                "max_abs_sd_ratio_deviation": a["max_abs_sd_ratio_deviation"],
-                "max_abs_correlation_difference": a["max_abs_correlation_difference"],
-                **{f"min_overlap_{k}": val for k, val in a["min_interval_overlap"].items()},
-                "c2st": a["c2st"], "sliced_wasserstein": None,
-            })
+            agree.append(_agreement_row(label, "emcee", "pocomc", diag["emcee_vs_pocomc"]))
         for run, e in diag.get("vs_exact", {}).items():
             agree.append({
                 "sequence": label, "sampler": run, "reference": "exact",
@@ -472,6 +457,18 @@ def analysis_tables(summary: Mapping[str, Any], *, costs: pd.DataFrame | None = 
     if costs is not None:
         tables["cost"] = costs
     return tables
+
+
+def _agreement_row(sequence: str, sampler: str, reference: str, a: Mapping[str, Any]) -> dict:
+    """One row of the agreement table from an :func:`flowprior.metrics.agreement` result."""
+    return {
+        "sequence": sequence, "sampler": sampler, "reference": reference,
+        "max_abs_mean_shift": a["max_abs_mean_shift"],
+        "max_abs_sd_ratio_deviation": a["max_abs_sd_ratio_deviation"],
+        "max_abs_correlation_difference": a["max_abs_correlation_difference"],
+        **{f"min_overlap_{k}": val for k, val in a["min_interval_overlap"].items()},
+        "c2st": a["c2st"], "sliced_wasserstein": a.get("sliced_wasserstein"),
+    }
 
 
 def tables_markdown(title: str, tables: Mapping[str, pd.DataFrame]) -> str:
