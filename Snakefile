@@ -24,6 +24,7 @@ include: "workflow/rules/flows.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/analyses.smk"
+include: "workflow/rules/training_study.smk"
 
 
 localrules:
@@ -38,3 +39,5 @@ rule all:
         expand(rules.summarise_analysis.output.markdown, analysis=ANALYSES),
         [analysis_figures(a) for a in ANALYSES],
         rules.study_summary.output.markdown if ANALYSES else [],
+        rules.summarise_training_study.output if STUDY_TARGETS else [],
+        rules.plot_training_study.output.figure if STUDY_TARGETS else [],

@@ -7,6 +7,7 @@ from flowprior._atomic import atomic_write_text
 from flowprior._script import run_rule
 from flowprior.chains import read_chain
 from flowprior.params import load_parameters
+from flowprior.study import apply_selection
 from flowprior.train import TrainConfig, train_flow
 
 log = logging.getLogger("flowprior.rule")
@@ -15,9 +16,16 @@ log = logging.getLogger("flowprior.rule")
 def main(snakemake):
     space = load_parameters(snakemake.input.parameters)
     chain = read_chain(snakemake.input.chain, space)
+    flow = dict(snakemake.params.flow)
+    if flow.get("select") == "auto":  # `flow: {select: auto}`: the training study's winner
+        selection = json.loads(open(snakemake.input.selection).read())
+        target = flow.pop("select_target")
+        explicit = flow.pop("select_explicit")
+        flow = apply_selection(flow, selection, target=target, explicit=explicit)
+        log.info("select: auto for study target %s: %s", target, flow)
     config = TrainConfig.from_dict(
         {
-            **snakemake.params.flow,
+            **flow,
             "seed": snakemake.params.seed,
             "threads": snakemake.threads,
             "progress": False,

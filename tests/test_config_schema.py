@@ -65,6 +65,9 @@ def test_test_config_validates_with_defaults_filled():
 
 def test_paper_config_validates_and_is_paper_scale():
     config = _validate(_load(REPO / "config" / "paper.yaml"))
+    study = config["training_study"]
+    assert {"banana", "gaussian_7d", "mixture_7d", "funnel"} <= set(study["targets"])
+    assert len(study["seeds"]) == 5 and study["grid"]["loss"] == ["nll", "kl", "jeffreys"]
     poco = config["analyses"]["gaussian_linear"]["pocomc"]
     assert poco["n_effective"] == 128000 and poco["n_active"] == 64000
     assert poco["n_total"] == 100000 and poco["n_evidence"] == 7500
@@ -78,6 +81,8 @@ def test_parameter_tables_of_the_configs_exist():
 
 def test_defaults_fill_a_minimal_config():
     config = _validate(copy.deepcopy(MINIMAL))
+    assert config["training_study"]["targets"] == []  # no study unless asked for
+    assert config["training_study"]["grid"]["kind"] == ["nsf", "maf", "realnvp"]
     assert config["seed"] == 1
     assert config["flow"]["transforms"] == 3
     assert config["flow"]["lr"] == 0.001
@@ -206,7 +211,12 @@ def test_schema_matches_the_library():
     # every TrainConfig knob a study may set (seed is global; progress is off in the workflow)
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     assert set(flow) == set(fields) - {"seed", "progress"}
-    assert set(defs["flow_override"]["properties"]) == set(flow)
+    assert set(defs["flow_override"]["properties"]) == set(flow) | {"select"}
+    study = schema["properties"]["training_study"]["properties"]
+    from flowprior.study import GRID_KEYS, LOWER_IS_BETTER
+
+    assert set(study["grid"]["properties"]) == set(GRID_KEYS)
+    assert set(study["metric"]["enum"]) == set(LOWER_IS_BETTER)
     for name, sub in flow.items():
         default = fields[name].default
         expected = list(default) if isinstance(default, tuple) else default
@@ -226,6 +236,9 @@ def test_config_readme_documents_every_key():
     keys = set(schema["properties"])
     keys |= set(schema["properties"]["flow"]["properties"])
     keys |= set(schema["properties"]["figures"]["properties"])
+    keys |= set(schema["properties"]["training_study"]["properties"])
+    keys |= set(schema["properties"]["training_study"]["properties"]["grid"]["properties"])
+    keys |= set(schema["$defs"]["flow_override"]["properties"])
     keys |= set(schema["$defs"]["problem_posterior"]["properties"])
     keys |= set(schema["$defs"]["chain_posterior"]["properties"])
     for name in ("analysis", "likelihood_dataset", "chain_dataset", "pocomc", "emcee"):

@@ -76,11 +76,15 @@ def test_dry_run_of_default_config(tmp_path):
         ("plot_sequential", 14),
         ("plot_agreement", 5),
         ("study_summary", 1),
+        ("score_configuration", 18),  # training study: 2 targets x 3 losses x 3 flows x 1 seed
+        ("summarise_training_study", 1),
+        ("plot_training_study", 1),
     ]:
         assert f"rule {rule}:" in out
         assert f"{rule} {count}" in " ".join(out.split()), f"{rule}: expected {count} jobs"
     assert "results/figures/flow_mixture_7d.png" in out
     assert "results/tables/flows.csv" in out
+    assert "results/training_study/figures/score_vs_time.png" in out
 
 
 def test_external_chain_entry(tmp_path):

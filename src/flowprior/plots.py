@@ -4,6 +4,8 @@
 * :func:`plot_sequential_vs_joint` -- the joint, stage-1 and final sequential posteriors of one
   sequence (solid, dotted and dashed contours);
 * :func:`plot_training_curves` -- training loss and validation NLL of a flow against step;
+* :func:`plot_score_vs_time` -- held-out score against training time of a training-strategy
+  study;
 * :func:`plot_agreement` -- a dot chart of per-parameter agreement metrics (mean shift, s.d.
   ratio) of sequential against joint posteriors.
 
@@ -39,6 +41,7 @@ __all__ = [
     "plot_agreement",
     "plot_flow_vs_target",
     "plot_ranges",
+    "plot_score_vs_time",
     "plot_sequential_vs_joint",
     "plot_training_curves",
     "tex_label",
@@ -1345,4 +1348,96 @@ def plot_agreement(
         xlabel=xlabel,
         figsize=figsize,
     )
+    _save(fig, path, fmt, dpi=dpi)
+
+
+# ------------------------------------------------------------------ training-strategy study
+#: Marker per flow architecture in :func:`plot_score_vs_time`.
+_KIND_MARKERS = {"nsf": "o", "maf": "s", "realnvp": "^"}
+#: Colour per training loss in :func:`plot_score_vs_time`.
+_LOSS_COLORS = {
+    "nll": OKABE_ITO["blue"],
+    "kl": OKABE_ITO["vermillion"],
+    "jeffreys": OKABE_ITO["bluish_green"],
+}
+
+
+def plot_score_vs_time(
+    scores: Any,
+    *,
+    path: str | os.PathLike,
+    metric: str | None = None,
+    figsize: tuple[float, float] | None = None,
+    dpi: float = 200,
+) -> None:
+    """Held-out score against training wall time, one panel per target of a study.
+
+    Colour: the training loss; marker: the flow architecture; one point per job (seed and
+    hyperparameter setting).
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        ``scores.csv`` of the training-strategy study (columns ``target``, ``loss``, ``kind``,
+        ``train_seconds`` and ``metric``).
+    path : path-like
+        Output figure (:data:`FIGURE_FORMATS`), written atomically.
+    metric : str, optional
+        Score on the y axis; default ``exact_kl`` where a target has it, else ``held_out_nll``
+        (chosen per panel; KL on a log axis).
+    figsize : (float, float), optional
+        Inches; default 3.2 wide per panel (at most three per row), 2.8 high per row.
+    dpi : float
+        Resolution of raster output.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    path, fmt = _figure_path(path)
+    dpi = _check_dpi(dpi)
+    need = {"target", "loss", "kind", "train_seconds"}
+    missing = sorted(need - set(getattr(scores, "columns", ())))
+    if missing:
+        raise InputError(f"scores: missing column(s) {', '.join(missing)}")
+    targets = list(dict.fromkeys(scores["target"]))
+    if not targets:
+        raise InputError("scores: no rows")
+    ncol = min(3, len(targets))
+    nrow = math.ceil(len(targets) / ncol)
+    figsize = _check_figsize(figsize, (3.2 * ncol, 2.8 * nrow + 0.5))
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    for ax, target in zip(axes, targets):
+        df = scores[scores["target"] == target]
+        m = metric
+        if m is None:
+            m = "exact_kl" if "exact_kl" in df and df["exact_kl"].notna().any() else "held_out_nll"
+        for (loss, kind), part in df.groupby(["loss", "kind"], sort=True):
+            ax.scatter(
+                part["train_seconds"],
+                part[m],
+                color=_LOSS_COLORS.get(loss, OKABE_ITO["black"]),
+                marker=_KIND_MARKERS.get(kind, "D"),
+                s=22,
+                alpha=0.85,
+                linewidths=0,
+            )
+        if m == "exact_kl" and (df[m] > 0).all():
+            ax.set_yscale("log")
+        ax.set_title(target, fontsize=_TITLE_PT)
+        ax.set_xlabel("training wall time (s)", fontsize=_LABEL_PT)
+        ax.set_ylabel(m.replace("_", " "), fontsize=_LABEL_PT)
+        ax.tick_params(labelsize=_TICK_PT)
+    for ax in axes[len(targets) :]:
+        ax.set_visible(False)
+    handles = [
+        Line2D([], [], color=c, marker="o", linestyle="", label=f"loss {loss}")
+        for loss, c in _LOSS_COLORS.items()
+        if loss in set(scores["loss"])
+    ] + [
+        Line2D([], [], color=OKABE_ITO["black"], marker=mk, linestyle="", label=kind)
+        for kind, mk in _KIND_MARKERS.items()
+        if kind in set(scores["kind"])
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=6, fontsize=_LEGEND_PT)
     _save(fig, path, fmt, dpi=dpi)

@@ -88,8 +88,9 @@ class TrainConfig:
         Where to train; the CPU path is the tested one.
     dtype : {"float32", "float64"}
         Dtype of the trainable core (the fixed maps and the interface are always float64).
-    whiten : {"full", "diagonal"}
-        Fixed affine map of the logit coordinates before the flow: ``full`` whitens with the
+    whiten : {"diagonal", "full"}
+        Fixed affine map of the logit coordinates before the flow (default ``diagonal``):
+        ``full`` whitens with the
         Cholesky factor of the weighted training covariance (the flow then learns only what
         is not a linear correlation: on the 6-D SEMF posteriors, correlations up to 0.993),
         ``diagonal`` standardises each coordinate.
@@ -113,7 +114,7 @@ class TrainConfig:
     threads: int = 1
     device: str = "cpu"
     dtype: str = "float32"
-    whiten: str = "full"
+    whiten: str = "diagonal"
     progress: bool = True
 
     def __post_init__(self) -> None:

@@ -26,6 +26,7 @@ rule train_stage_flow:
     input:
         chain=stage_samples,
         parameters=lambda wc: analysis_cfg(wc.analysis)["parameters"],
+        selection=stage_flow_selection,
     output:
         model=directory("results/{analysis}/flows/{stage}/model"),
         validation="results/{analysis}/flows/{stage}/validation.json",
@@ -37,7 +38,7 @@ rule train_stage_flow:
         "../../envs/flowprior.yaml"
     threads: analysis_flow_threads
     params:
-        flow=analysis_flow_params,
+        flow=stage_flow_settings,
         seed=lambda wc: analysis_seed(wc.analysis),
     script:
         "../../scripts/train_flow.py"

@@ -4,6 +4,8 @@ import os
 import re
 from pathlib import Path
 
+from snakemake.utils import Paramspace
+
 
 # The rule scripts `import flowprior`. Put this checkout's src/ first on the jobs' PYTHONPATH,
 # so that they use the library of the same commit as the workflow, also inside the conda
@@ -363,3 +365,160 @@ def analysis_figures(analysis):
     if any(sequence_runs(analysis, s)["joint"] for s in sequence_ids(analysis)):
         figs.append(f"{base}/agreement.png")
     return figs
+
+
+# ------------------------------------------------------------------ training-strategy study
+STUDY = config["training_study"]
+STUDY_TARGETS = list(STUDY["targets"])
+STUDY_DIR = "results/training_study"
+
+
+def study_grid():
+    """Every (configuration, seed) of the study as a DataFrame (one Paramspace row each)."""
+    import itertools
+
+    import pandas as pd
+
+    grid = STUDY["grid"]
+    hidden = ["x".join(str(h) for h in widths) for widths in grid["hidden"]]
+    rows = itertools.product(
+        grid["loss"],
+        grid["kind"],
+        grid["transforms"],
+        hidden,
+        [float(lr) for lr in grid["lr"]],
+        grid["batch_size"],
+        STUDY["seeds"],
+    )
+    cols = ["loss", "kind", "transforms", "hidden", "lr", "batch_size", "seed"]
+    return pd.DataFrame(list(rows), columns=cols)
+
+
+STUDY_SPACE = Paramspace(study_grid(), param_sep="~")
+
+
+def study_target_source(target):
+    """``("problem", name)`` or ``("chain", (analysis, dataset))`` of a study target."""
+    from flowprior.problems import PROBLEMS
+
+    where = f"config: training_study: targets: {target}"
+    if "/" not in target:
+        if target not in PROBLEMS:
+            raise ValueError(
+                f"{where}: not a built-in problem ({', '.join(PROBLEMS)}) "
+                "nor '<analysis>/<dataset>'"
+            )
+        return "problem", target
+    analysis, dataset = target.split("/")
+    if analysis not in ANALYSES or dataset not in analysis_cfg(analysis)["datasets"]:
+        raise ValueError(
+            f"{where}: no analysis {analysis!r} with a dataset {dataset!r}"
+        )
+    return "chain", (analysis, dataset)
+
+
+for _t in STUDY_TARGETS:
+    study_target_source(_t)
+
+
+wildcard_constraints:
+    target=one_of(STUDY_TARGETS),
+
+
+def study_job_input(wildcards):
+    """A stage-1 posterior target's samples and parameter table; nothing for a problem."""
+    kind, source = study_target_source(wildcards.target)
+    if kind == "problem":
+        return {}
+    analysis, dataset = source
+    return {
+        "chain": f"results/{analysis}/stage1/{dataset}/samples.parquet",
+        "parameters": analysis_cfg(analysis)["parameters"],
+    }
+
+
+def study_problem(wildcards):
+    """Params function: the built-in problem of a study target (None for a chain)."""
+    kind, source = study_target_source(wildcards.target)
+    return source if kind == "problem" else None
+
+
+def study_settings(wildcards):
+    """Params function: the TrainConfig settings of one study job."""
+    inst = STUDY_SPACE.instance(wildcards)
+    settings = {
+        **config["flow"],
+        "max_steps": STUDY["max_steps"],
+        "max_time": STUDY["max_time"],
+    }
+    settings.update(
+        loss=str(inst["loss"]),
+        kind=str(inst["kind"]),
+        transforms=int(inst["transforms"]),
+        hidden=[int(h) for h in str(inst["hidden"]).split("x")],
+        lr=float(inst["lr"]),
+        batch_size=int(inst["batch_size"]),
+        seed=int(inst["seed"]),
+        threads=1,
+    )
+    return settings
+
+
+def study_jobs(name):
+    """Every per-job file ``name`` (score.json, or a benchmark) of the study."""
+    if name == "benchmark":
+        pattern = "results/benchmarks/training_study/{target}/{params}.tsv"
+    else:
+        pattern = f"{STUDY_DIR}/jobs/{{target}}/{{params}}/{name}"
+    return expand(pattern, target=STUDY_TARGETS, params=STUDY_SPACE.instance_patterns)
+
+
+def selection_input(flow_cfg):
+    """selection.json when the flow settings say `select: auto`, else nothing."""
+    if flow_cfg.get("select") != "auto":
+        return []
+    if not STUDY_TARGETS:
+        raise ValueError(
+            "config: flow: select: auto needs a training study "
+            "(training_study: targets: [...])"
+        )
+    return f"{STUDY_DIR}/selection.json"
+
+
+def stage_flow_selection(wildcards):
+    """selection.json for an analysis with `flow: {select: auto}`."""
+    return selection_input(analysis_flow_params(wildcards))
+
+
+def posterior_flow_selection(wildcards):
+    """selection.json for a posterior with `flow: {select: auto}`."""
+    return selection_input(flow_params(wildcards))
+
+
+def with_selection(flow, *, target, explicit):
+    """Flow settings; with `select: auto`, also the study target and the keys the entry sets
+    itself (``select_target``, ``select_explicit``: flowprior.study.apply_selection reads
+    them). Without it the settings are unchanged (no rerun of existing flows)."""
+    if flow.get("select") != "auto":
+        return flow
+    return {**flow, "select_target": target, "select_explicit": sorted(explicit)}
+
+
+def stage_flow_settings(wildcards):
+    """Params function of train_stage_flow: the analysis' flow settings; a stage-1 posterior's
+    study target is ``<analysis>/<dataset>``, later stages take the overall winner."""
+    return with_selection(
+        analysis_flow_params(wildcards),
+        target=f"{wildcards.analysis}/{wildcards.stage}",
+        explicit=analysis_cfg(wildcards.analysis)["flow"],
+    )
+
+
+def posterior_flow_settings(wildcards):
+    """Params function of train_flow: a posterior's flow settings; its study target is its
+    built-in problem (None for an external chain: the overall winner)."""
+    return with_selection(
+        flow_params(wildcards),
+        target=posterior_cfg(wildcards.posterior).get("problem"),
+        explicit=posterior_cfg(wildcards.posterior).get("flow", {}),
+    )

@@ -3,6 +3,7 @@ rule train_flow:
     input:
         chain=rules.prepare_posterior.output.chain,
         parameters=rules.prepare_posterior.output.parameters,
+        selection=posterior_flow_selection,
     output:
         model="results/flows/{posterior}/model.zip",
         history="results/flows/{posterior}/history.csv",
@@ -14,7 +15,7 @@ rule train_flow:
         "../../envs/flowprior.yaml"
     threads: flow_threads
     params:
-        flow=flow_params,
+        flow=posterior_flow_settings,
         seed=config["seed"],
     script:
         "../../scripts/train_flow.py"
