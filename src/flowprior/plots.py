@@ -1362,6 +1362,15 @@ _LOSS_COLORS = {
 }
 
 
+_SCORE_LABELS = {
+    "exact_kl": "exact KL (nats)",
+    "held_out_nll": "held-out NLL (nats)",
+    "c2st": "C2ST accuracy",
+    "sliced_wasserstein": "sliced Wasserstein (sd)",
+    "max_moment_score": "largest moment score",
+}
+
+
 def plot_score_vs_time(
     scores: Any,
     *,
@@ -1426,7 +1435,7 @@ def plot_score_vs_time(
             ax.set_yscale("log")
         ax.set_title(target, fontsize=_TITLE_PT)
         ax.set_xlabel("training wall time (s)", fontsize=_LABEL_PT)
-        ax.set_ylabel(m.replace("_", " "), fontsize=_LABEL_PT)
+        ax.set_ylabel(_SCORE_LABELS.get(m, m.replace("_", " ")), fontsize=_LABEL_PT)
         ax.tick_params(labelsize=_TICK_PT)
     for ax in axes[len(targets) :]:
         ax.set_visible(False)
