@@ -18,8 +18,10 @@
 #      and COMPLETED in Slurm: Snakemake's log, `sacct` (slurmdbd), the slurmctld log and the
 #      job-completion log must name the same jobs; (b) that every result file equals the local
 #      run's: tables (Parquet, CSV) exactly, JSON exactly, other files byte for byte, except
-#      recorded wall times (`seconds`, `train_seconds`, `wall_seconds`) and the manifest's hash
-#      of history.csv (which holds those times); model.zip by its entries the same way;
+#      recorded wall times and memory (`seconds`, `train_seconds`, `wall_seconds`,
+#      `sampler_seconds`, `max_rss_mb`) and the manifest's hash of history.csv (which holds
+#      those times); model.zip by its entries the same way; Markdown files (renderings of the
+#      compared tables, with their wall times) only for being non-empty;
 #   5. on exit (also on failure or Ctrl-C) cancels leftover jobs, stops the daemons it started
 #      by their PIDs, removes the link and the temporary directory (FLOWPRIOR_SLURM_KEEP=1
 #      keeps the directory for debugging).
@@ -449,7 +451,9 @@ from pathlib import Path
 
 import pandas as pd
 
-TIMES = {"seconds", "train_seconds", "wall_seconds"}  # recorded wall times: differ run to run
+# recorded wall times and memory: differ run to run (cost.csv holds them, summary.md and
+# tables.md render them)
+TIMES = {"seconds", "train_seconds", "wall_seconds", "sampler_seconds", "max_rss_mb", "train s"}
 slurm, local = (Path(p) for p in sys.argv[1:3])
 
 
@@ -488,6 +492,8 @@ def same(name, a, b):
         verdicts = {n: same(n, za.read(n), zb.read(n)) for n in sorted(za.namelist())}
         bad = [n for n, (ok, _) in verdicts.items() if not ok]
         return not bad, f"entries {', '.join(sorted(verdicts))} equal" if not bad else f"{bad} differ"
+    if suffix == ".md":  # a rendering of the tables compared above, wall times included
+        return bool(a) and bool(b), "Markdown rendering of compared tables (both non-empty)"
     return a == b, f"bytes equal ({len(a)} bytes)" if a == b else "bytes differ"
 
 
