@@ -242,8 +242,9 @@ def diagnose_sequence(
 
     # -- posteriors taking part
     first = previous if previous is not None else stage1[seq[0]]
-    before = load(first["samples"])
-    last = load(stage1[seq[-1]]["samples"])
+    stage1_chains = {d: load(stage1[d]["samples"]) for d in seq}  # each file read once
+    before = load(previous["samples"]) if previous is not None else stage1_chains[seq[0]]
+    last = stage1_chains[seq[-1]]
     finals = {s: load(v["samples"]) for s, v in sequential.items()}
     ref = load(joint["samples"]) if joint is not None else None
 
@@ -301,7 +302,7 @@ def diagnose_sequence(
         )
 
     # -- modes of every posterior
-    posteriors = {f"stage 1 {d}": load(stage1[d]["samples"]) for d in seq}
+    posteriors = {f"stage 1 {d}": c for d, c in stage1_chains.items()}
     if previous is not None:
         posteriors[f"before {seq[-1]}"] = before
     posteriors.update({f"sequential {s}": c for s, c in finals.items()})
