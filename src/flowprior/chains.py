@@ -46,6 +46,7 @@ import pandas as pd
 from ._atomic import atomic_output_path, atomic_write
 from .errors import InputError, _input_error
 from .params import ParameterSpace
+from .stats import kish_ess
 
 __all__ = ["Chain", "read_chain", "write_chain", "kish_ess", "LOG_COLUMNS", "FORMATS"]
 
@@ -212,30 +213,6 @@ class Chain:
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"samples": self.samples, WEIGHT: self.weights, **self.logs()}
-
-
-def kish_ess(weights: Any) -> float:
-    """Kish effective sample size ``(sum w)**2 / sum(w**2)``.
-
-    Parameters
-    ----------
-    weights : array_like (n,)
-        Finite, non-negative, not all zero.
-
-    Returns
-    -------
-    float
-        Between 1 and n; n for equal weights, 1 for a single non-zero weight.
-    """
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim != 1 or w.size == 0:
-        raise ValueError(
-            f"kish_ess: expected a non-empty 1-D array, got shape {w.shape}"
-        )
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
-        raise ValueError("kish_ess: weights must be finite, >= 0 and not all zero")
-    w = w / w.max()  # scale-free; avoids overflow in the squares
-    return float(w.sum() ** 2 / np.dot(w, w))
 
 
 # --------------------------------------------------------------------------- reading

@@ -41,6 +41,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from .errors import _input_error
+from .stats import kish_ess, weighted_mean_sd
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -64,15 +65,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _SRC = "flowprior.metrics"
-
-
-def weighted_mean_sd(x: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean and standard deviation of ``x`` ``(N, D)`` along axis 0."""
-    x = np.asarray(x, dtype=np.float64)
-    w = np.ones(x.shape[0]) if w is None else np.asarray(w, dtype=np.float64)
-    w = w / w.sum()
-    mean = w @ x
-    return mean, np.sqrt(w @ (x - mean) ** 2)
 
 
 def _subsample(x, w, n_max, rng):
@@ -218,19 +210,6 @@ def _check_names(func: str, names: Sequence[str], dim: int) -> list[str]:
     if len(set(names)) != len(names):
         raise _input_error(f"{_SRC}.{func}", "names", f"duplicate parameter names {names}")
     return names
-
-
-def kish_ess(w: np.ndarray | None, n: int | None = None) -> float:
-    """Kish effective sample size ``(sum w)^2 / sum w^2`` of weights ``(N,)``.
-
-    ``w=None`` stands for ``n`` equal weights (returns ``n``).
-    """
-    if w is None:
-        if n is None:
-            raise ValueError(f"{_SRC}.kish_ess: give the weights or the number of samples n")
-        return float(n)
-    wa = np.asarray(w, dtype=np.float64)
-    return float(wa.sum() ** 2 / np.sum(wa * wa))
 
 
 def _moments(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .plan import SEP, joint_id, parse_stage, stage_id
 
 __all__ = [
     "SEP",
@@ -44,31 +45,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Separator of dataset names in stage ids (dataset names may not contain it).
-SEP = "__"
-
-
-def stage_id(datasets: Sequence[str]) -> str:
-    """``["A", "B"] -> "A__B"``."""
-    if not datasets:
-        raise ValueError("a stage needs at least one dataset")
-    for d in datasets:
-        if SEP in d:
-            raise InputError(f"datasets: {d}: a dataset name may not contain {SEP!r}")
-    return SEP.join(datasets)
-
-
-def parse_stage(stage: str) -> list[str]:
-    """``"A__B" -> ["A", "B"]``."""
-    return stage.split(SEP)
-
-
-def joint_id(datasets: Sequence[str], order: Sequence[str]) -> str:
-    """Canonical id of a joint run: the datasets in config order (``B, A`` -> ``A__B``)."""
-    rank = {name: i for i, name in enumerate(order)}
-    return stage_id(sorted(set(datasets), key=rank.__getitem__))
-
 
 def derive_seed(seed: int, *keys: str) -> int:
     """A reproducible 32-bit seed for one job, from the analysis seed and the job's identity."""
