@@ -21,9 +21,9 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/posteriors.smk"
 include: "workflow/rules/flows.smk"
-include: "workflow/rules/figures.smk"
-include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/analyses.smk"
+include: "workflow/rules/diagnostics.smk"
+include: "workflow/rules/figures.smk"
 include: "workflow/rules/training_study.smk"
 
 
@@ -34,7 +34,7 @@ localrules:
 rule all:
     input:
         expand(rules.plot_flow.output.figure, posterior=POSTERIORS),
-        rules.summarise_flows.output.table if POSTERIORS else [],
+        rules.summarise_flows.output.table if FLOWS else [],
         expand(rules.summarise_analysis.output.summary, analysis=ANALYSES),
         expand(rules.summarise_analysis.output.markdown, analysis=ANALYSES),
         [analysis_figures(a) for a in ANALYSES],

@@ -37,7 +37,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import numpy as np  # noqa: E402
 
-from flowprior.metrics import c2st  # noqa: E402
+from flowprior.diagnostics import c2st  # noqa: E402
 from flowprior.priors import FlowPrior  # noqa: E402
 from flowprior.problems import get_problem  # noqa: E402
 from flowprior.train import TrainConfig, train_flow  # noqa: E402

@@ -1,7 +1,7 @@
 """Benchmark: pocoMC settings against cost and accuracy on a closed-form stage-1 posterior.
 
 pocoMC's own internal flow training dominates its cost on CPUs. This script runs stage 1 of
-``flowprior.analytic:gaussian_linear`` (6-D, dataset A, uniform box prior) with several
+``flowprior.problems.analytic:gaussian_linear`` (6-D, dataset A, uniform box prior) with several
 settings and prints, per setting and seed: wall time, likelihood calls, the error of
 ``log Z`` against the closed form (and in units of pocoMC's reported error), the largest
 marginal mean shift in posterior standard deviations, and the Kish ESS.
@@ -23,10 +23,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from flowprior.analytic import get_analysis  # noqa: E402
-from flowprior.metrics import weighted_mean_sd  # noqa: E402
 from flowprior.priors import BoxPrior  # noqa: E402
+from flowprior.problems.analytic import get_analysis  # noqa: E402
 from flowprior.samplers import PocoMCSettings, run_pocomc  # noqa: E402
+from flowprior.stats import weighted_mean_sd  # noqa: E402
 
 log = logging.getLogger("bench_pocomc")
 

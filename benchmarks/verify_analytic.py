@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flowprior.analytic import get_analysis
-from flowprior.metrics import c2st, weighted_mean_sd
-from flowprior.pipeline import parse_stage
+from flowprior.diagnostics import c2st
+from flowprior.plan import parse_stage
+from flowprior.problems.analytic import get_analysis
+from flowprior.stats import weighted_mean_sd
 
 log = logging.getLogger("verify_analytic")
 
@@ -59,7 +60,7 @@ def check_run(label, path, *, problem, datasets, exact_samples) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("results", help="results/<analysis> directory (holds summary.json)")
-    ap.add_argument("--problem", required=True, help="flowprior.analytic problem name")
+    ap.add_argument("--problem", required=True, help="flowprior.problems.analytic problem name")
     ap.add_argument("--offset", type=float, default=None, help="tension offset (if not 4)")
     ap.add_argument("--n-exact", type=int, default=5000)
     args = ap.parse_args()

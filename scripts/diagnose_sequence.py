@@ -6,6 +6,7 @@ from flowprior._atomic import atomic_write_json
 from flowprior._script import run_rule
 from flowprior.diagnostics import diagnose_sequence
 from flowprior.params import load_parameters
+from flowprior.plan import parse_stage
 
 
 def _run(directory):
@@ -22,7 +23,7 @@ def main(snakemake):
         with open(path) as fh:
             fidelity[stage] = json.load(fh)
     result = diagnose_sequence(
-        sequence=snakemake.wildcards.stage.split("__"),
+        sequence=parse_stage(snakemake.wildcards.stage),
         params=load_parameters(snakemake.input.parameters),
         datasets=snakemake.params.datasets,
         stage1={d: _run(p) for d, p in runs["stage1"].items()},

@@ -1,7 +1,7 @@
 """Rule extract_nuclides: mendeleev's isotope table -> nuclides.parquet + provenance JSON."""
 
 from flowprior._script import run_rule
-from flowprior.semf import extract_nuclides
+from flowprior.problems.semf import extract_nuclides
 
 
 def main(snakemake):

@@ -11,14 +11,14 @@ from flowprior.params import load_parameters
 
 def main(snakemake):
     params = load_parameters(snakemake.input.parameters)
-    stage = snakemake.wildcards.stage.split("__")
+    stage = snakemake.params.stage  # datasets of an analysis flow; None for a posterior's flow
     with open(snakemake.input.validation) as fh:
         validation = json.load(fh)
     result = flow_fidelity(
         model=snakemake.input.model,
         chain=read_chain(snakemake.input.chain, params),
         validation=validation,
-        exact=analytic_reference(snakemake.params.datasets, stage, params),
+        exact=analytic_reference(snakemake.params.datasets, stage, params) if stage else None,
         settings=snakemake.params.settings,
         seed=snakemake.params.seed,
     )

@@ -1,4 +1,4 @@
-"""Rule joint: pocoMC on the product of the likelihoods -> samples.parquet + run.json."""
+"""Rule joint: the joint sampler on the product of the likelihoods -> samples + run.json."""
 
 from flowprior._script import run_rule
 from flowprior.params import load_parameters
@@ -10,7 +10,8 @@ def main(snakemake):
         stage=snakemake.wildcards.stage,
         datasets=snakemake.params.datasets,
         params=load_parameters(snakemake.input.parameters),
-        pocomc=snakemake.params.pocomc,
+        sampler=snakemake.params.sampler,
+        settings=snakemake.params.settings,
         seed=snakemake.params.seed,
         threads=snakemake.threads,
     )

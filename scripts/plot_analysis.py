@@ -13,14 +13,17 @@ import pandas as pd  # noqa: E402
 from flowprior._script import run_rule  # noqa: E402
 from flowprior.chains import Chain, read_chain  # noqa: E402
 from flowprior.params import load_parameters  # noqa: E402
+from flowprior.plan import parse_stage  # noqa: E402
 from flowprior.plots import (  # noqa: E402
     plot_agreement,
     plot_flow_vs_target,
     plot_sequential_vs_joint,
     plot_training_curves,
 )
+from flowprior.samplers import get_sampler, sampler_names  # noqa: E402
 
-SAMPLER_NAMES = {"pocomc": "pocoMC", "emcee": "emcee"}
+# display names of the samplers (the registry's labels)
+SAMPLER_NAMES = {name: get_sampler(name).label for name in sampler_names()}
 
 
 def stage_flow(snakemake, space):
@@ -39,16 +42,16 @@ def stage_flow(snakemake, space):
 
 
 def training(snakemake, space):
-    history = pd.read_csv(f"{snakemake.input.model}/history.csv")
+    stage = "→".join(parse_stage(snakemake.wildcards.stage))
     plot_training_curves(
-        history,
+        pd.read_csv(snakemake.input.history),
         path=snakemake.output.figure,
-        title=f"{snakemake.wildcards.analysis}: flow {snakemake.wildcards.stage.replace('__', '→')}",
+        title=f"{snakemake.wildcards.analysis}: flow {stage}",
     )
 
 
 def sequential(snakemake, space):
-    seq = snakemake.wildcards.stage.split("__")
+    seq = parse_stage(snakemake.wildcards.stage)
     before = "+".join(seq[:-1]) if len(seq) > 2 else seq[0]
     plot_sequential_vs_joint(
         params=space,

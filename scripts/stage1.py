@@ -10,7 +10,8 @@ def main(snakemake):
         dataset=snakemake.wildcards.dataset,
         entry=snakemake.params.dataset,
         params=load_parameters(snakemake.input.parameters),
-        pocomc=snakemake.params.pocomc,
+        sampler=snakemake.params.sampler,
+        settings=snakemake.params.settings,
         seed=snakemake.params.seed,
         threads=snakemake.threads,
     )

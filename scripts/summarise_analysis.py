@@ -1,8 +1,6 @@
 """Rule summarise_analysis: every artifact, run record and diagnostic of an analysis ->
 summary.json and the analysis' tables (CSV + one Markdown page)."""
 
-from pathlib import Path
-
 from flowprior._atomic import atomic_output_path, atomic_write_json, atomic_write_text
 from flowprior._script import run_rule
 from flowprior.diagnostics import analysis_tables, cost_table, tables_markdown
@@ -11,21 +9,19 @@ from flowprior.pipeline import summarise_analysis
 
 
 def main(snakemake):
-    o = snakemake.params.outputs
-    run_files = lambda d: {"samples": f"{d}/samples.parquet", "run": f"{d}/run.json"}  # noqa: E731
+    files = snakemake.params.files  # flowprior.plan.AnalysisPlan.summary_inputs()
     analysis = snakemake.wildcards.analysis
     summary = summarise_analysis(
         analysis=analysis,
         names=load_parameters(snakemake.input.parameters).names,
-        stage1={k: run_files(d) for k, d in o["stage1"].items()},
-        flows={k: {"model": f"{d}/model", "validation": f"{d}/validation.json"}
-               for k, d in o["flows"].items()},
-        sequential={s: {m: run_files(d) for m, d in by.items()} for s, by in o["sequential"].items()},
-        joint={k: run_files(d) for k, d in o["joint"].items()},
+        stage1=files["stage1"],
+        flows=files["flows"],
+        sequential=files["sequential"],
+        joint=files["joint"],
         sequences=snakemake.params.sequences,
         dataset_order=snakemake.params.datasets,
-        fidelity={k: f"{d}/fidelity.json" for k, d in o["flows"].items()},
-        diagnostics=snakemake.params.diagnostics,
+        fidelity=files["fidelity"],
+        diagnostics=files["diagnostics"],
     )
     runs = {f"stage1 {k}": v["run_info"] for k, v in summary["stage1"].items()}
     runs.update({f"joint {k}": v["run_info"] for k, v in summary["joint"].items()})

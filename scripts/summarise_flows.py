@@ -1,5 +1,8 @@
-"""Rule summarise_flows: every model.zip -> one row of results/tables/flows.csv."""
+"""Rule summarise_flows: every trained flow (posterior and analysis flows) -> one row of
+results/tables/flows.csv: settings and training cost (model manifest), fit quality on held-out
+samples (fidelity record)."""
 
+import json
 import logging
 
 import pandas as pd
@@ -12,8 +15,7 @@ from flowprior.io import read_manifest
 log = logging.getLogger("flowprior.rule")
 
 # column -> path of its value in the model manifest
-COLUMNS = {
-    "posterior": None,
+MANIFEST_COLUMNS = {
     "kind": ("flow", "kind"),
     "loss": ("training", "loss"),
     "steps": ("metrics", "steps"),
@@ -21,27 +23,40 @@ COLUMNS = {
     "train_seconds": ("metrics", "train_seconds"),
     "ess": ("data", "ess"),
 }
+# columns taken from the fidelity record (flowprior.diagnostics.flow_fidelity)
+FIDELITY_COLUMNS = [
+    "held_out_nll",
+    "exact_kl",
+    "max_moment_score",
+    "c2st",
+    "sliced_wasserstein",
+    "mode_mass_difference",
+]
 
 
-def _lookup(manifest, keys, source):
-    value = manifest
+def _lookup(record, keys, source):
+    value = record
     for key in keys:
         if not isinstance(value, dict) or key not in value:
-            raise InputError(f"{source}: manifest key {'.'.join(keys)}: missing")
+            raise InputError(f"{source}: key {'.'.join(keys)}: missing")
         value = value[key]
     return value
 
 
 def main(snakemake):
+    flows = snakemake.params.flows
+    paths = zip(flows, snakemake.input.models, snakemake.input.fidelities, strict=True)
     rows = []
-    for name, path in zip(snakemake.params.posteriors, snakemake.input.models, strict=True):
-        manifest = read_manifest(path)
-        row = {"posterior": name}
-        for column, keys in COLUMNS.items():
-            if keys is not None:
-                row[column] = _lookup(manifest, keys, path)
+    for name, model, fidelity_path in paths:
+        manifest = read_manifest(model)
+        with open(fidelity_path) as fh:
+            fidelity = json.load(fh)
+        row = {"flow": name}
+        row.update({c: _lookup(manifest, k, model) for c, k in MANIFEST_COLUMNS.items()})
+        row.update({c: _lookup(fidelity, (c,), fidelity_path) for c in FIDELITY_COLUMNS})
         rows.append(row)
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    columns = ["flow", *MANIFEST_COLUMNS, *FIDELITY_COLUMNS]
+    table = pd.DataFrame(rows, columns=columns)
     log.info("%d flows", len(table))
     atomic_write_text(snakemake.output.table, table.to_csv(index=False))
 

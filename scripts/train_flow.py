@@ -1,4 +1,5 @@
-"""Rules train_flow and train_stage_flow: chain + parameter table -> model (+ history/validation)."""
+"""Rules train_flow and train_stage_flow: chain + parameter table -> model.zip, history.csv,
+validation.json (the same files for a posterior's flow and an analysis stage's flow)."""
 
 import json
 import logging
@@ -35,11 +36,9 @@ def main(snakemake):
     result = train_flow(chain, config)
     log.info("metrics: %s", result.metrics)
     result.save(snakemake.output.model)
-    if "history" in snakemake.output.keys():
-        atomic_write_text(snakemake.output.history, result.history.to_csv(index=False))
-    if "validation" in snakemake.output.keys():
-        validation = {**result.metrics, "model": snakemake.output.model, "config": config.to_dict()}
-        atomic_write_text(snakemake.output.validation, json.dumps(validation, indent=2) + "\n")
+    atomic_write_text(snakemake.output.history, result.history.to_csv(index=False))
+    validation = {**result.metrics, "model": snakemake.output.model, "config": config.to_dict()}
+    atomic_write_text(snakemake.output.validation, json.dumps(validation, indent=2) + "\n")
 
 
 run_rule(snakemake, main)  # noqa: F821 (snakemake is injected by Snakemake)

@@ -1,4 +1,4 @@
-"""Tests for flowprior.analytic: the built-in analyses and their exact references.
+"""Tests for flowprior.problems.analytic: the built-in analyses and their exact references.
 
 The references are checked against independent computations: brute-force grid quadrature,
 the data-space (predictive) form of linear-Gaussian evidences, adaptive 1-D quadrature of the
@@ -17,8 +17,8 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import erfc, logsumexp
 
-from flowprior import analytic
-from flowprior.analytic import ANALYSES, AnalysisProblem, get_analysis
+from flowprior.problems import analytic
+from flowprior.problems.analytic import ANALYSES, AnalysisProblem, get_analysis
 from flowprior.errors import InputError
 from flowprior.params import load_parameters
 
@@ -157,7 +157,7 @@ def test_loglike_is_picklable_and_entry_matches():
     np.testing.assert_array_equal(fn(theta), analytic.tension(theta, dataset="B", offset=3.0))
     entry = problem.likelihood_entry("B")
     assert entry == {
-        "likelihood": "flowprior.analytic:tension",
+        "likelihood": "flowprior.problems.analytic:tension",
         "kwargs": {"dataset": "B", "dim": 6, "offset": 3.0},
     }
 

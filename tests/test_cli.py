@@ -37,7 +37,25 @@ def test_unknown_command_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["no-such-command"])
     assert info.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "invalid choice" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "c.csv", "--out", "m.zip"], "the following arguments are required: --params"),
+        (["train", "c.csv", "--params", "p", "--out", "m", "--no-such"], "unrecognized arguments"),
+        (["sample", "m.zip", "-n", "many", "--out", "s.csv"], "argument -n: invalid int value"),
+    ],
+)
+def test_usage_errors_of_a_command_are_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == cli.EXIT_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and err[0].startswith("flowprior")
+    assert "error:" in err[0] and err[0].endswith("--help)")
 
 
 def _parser_with_failing_command(monkeypatch):

@@ -2,13 +2,103 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from flowprior import cli
 from flowprior.chains import read_chain, write_chain
 from flowprior.cli import main
+from flowprior.commands import train_config_from_args, train_option
 from flowprior.priors import FlowPrior
+from flowprior.train import TrainConfig
+
+#: A value other than the default for every TrainConfig field, as typed and as parsed.
+NON_DEFAULT = {
+    "kind": ("maf", "maf"),
+    "transforms": ("5", 5),
+    "hidden": ("8,16,8", (8, 16, 8)),
+    "bins": ("12", 12),
+    "loss": ("jeffreys", "jeffreys"),
+    "batch_size": ("128", 128),
+    "lr": ("0.0025", 0.0025),
+    "max_steps": ("77", 77),
+    "max_time": ("12.5", 12.5),
+    "patience": ("33", 33),
+    "eval_every": ("7", 7),
+    "validation_fraction": ("0.35", 0.35),
+    "seed": ("42", 42),
+    "threads": ("2", 2),
+    "device": ("cuda", "cuda"),
+    "dtype": ("float64", "float64"),
+    "whiten": ("full", "full"),
+    "progress": (None, False),  # a switch: --quiet
+}
+
+
+def _train_args(extra):
+    parser, _ = cli._build_parser()
+    return parser.parse_args(["train", "chain.csv", "--params", "p.yaml", "--out", "m.zip", *extra])
+
+
+def test_every_train_config_field_has_an_option_with_its_default_and_help():
+    fields = dataclasses.fields(TrainConfig)
+    assert set(NON_DEFAULT) == {f.name for f in fields}
+    assert train_config_from_args(_train_args([])) == TrainConfig()
+    parser, subparsers = cli._build_parser()
+    help_text = subparsers.choices["train"].format_help()
+    for f in fields:
+        assert train_option(f) in help_text, f.name
+    # the long-standing option names stay
+    for option in ("--flow", "--hidden", "--batch-size", "--max-time", "--quiet", "--whiten",
+                   "--dtype", "--eval-every"):
+        assert option in help_text
+
+
+@pytest.mark.parametrize("name", sorted(NON_DEFAULT))
+def test_each_train_option_round_trips_into_train_config(name):
+    f = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
+    typed, parsed = NON_DEFAULT[name]
+    argv = [train_option(f)] + ([] if typed is None else [typed])
+    cfg = train_config_from_args(_train_args(argv))
+    assert getattr(cfg, name) == parsed != f.default
+    assert cfg == dataclasses.replace(TrainConfig(), **{name: parsed})
+
+
+def test_all_train_options_at_once_round_trip():
+    argv = []
+    for f in dataclasses.fields(TrainConfig):
+        typed = NON_DEFAULT[f.name][0]
+        argv += [train_option(f)] + ([] if typed is None else [typed])
+    cfg = train_config_from_args(_train_args(argv))
+    assert cfg == TrainConfig(**{name: parsed for name, (_, parsed) in NON_DEFAULT.items()})
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--transforms", "three"], "argument --transforms: invalid int value: 'three'"),
+        (["--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
+        (["--whiten", "partial"], "argument --whiten: invalid choice: 'partial'"),
+        (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
+        (["--hidden", "64,x"], "argument --hidden: '64,x' is not N or N,N,..."),
+        (["--eval-every", "0"], "flow settings: eval_every must be >= 1"),
+        (["--validation-fraction", "1.5"], "flow settings: validation_fraction must be in (0, 1)"),
+    ],
+)
+def test_bad_train_option_values_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argv,
+                                                        message):
+    monkeypatch.chdir(tmp_path)  # the settings are checked before the chain file is looked at
+    try:
+        status = main(["train", "missing.csv", "--params", "p.yaml", "--out", "m.zip", *argv])
+    except SystemExit as info:
+        status = info.code
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "m.zip").exists()
 
 
 @pytest.fixture(scope="module")

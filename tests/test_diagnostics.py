@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from flowprior.analytic import get_analysis
+from flowprior.problems.analytic import SPEC_PREFIX, get_analysis
 from flowprior.chains import Chain, write_chain
 from flowprior.diagnostics import (
     analysis_tables,
@@ -26,7 +25,7 @@ SMALL = {"n_exact_samples": 2000, "n_flow_samples": 2000, "n_boot": 20, "c2st_ma
 
 
 def _plugin(name, dataset, **kw):
-    return {"likelihood": f"flowprior.analytic:{name}", "kwargs": {"dataset": dataset, **kw}}
+    return {"likelihood": f"{SPEC_PREFIX}{name}", "kwargs": {"dataset": dataset, **kw}}
 
 
 def _run(tmp_path, problem, datasets, label, *, n, seed):

@@ -9,24 +9,24 @@ import pytest
 from scipy import stats
 from scipy.special import gammaln
 
-from flowprior.analytic import get_analysis
-from flowprior.metrics import (
-    DEFAULT_THRESHOLDS,
+from flowprior.diagnostics import (
     ModeSummary,
     agreement,
     count_modes,
+    default_thresholds,
     evidence_ratio,
-    kish_ess,
     mode_masses,
     moment_scores,
     parameter_shift,
     sliced_wasserstein,
     suspiciousness,
     verdict,
-    weighted_quantile,
 )
-from flowprior.metrics import _chi2_logsf_asymptotic, _interval_overlap, _sigma_from_log_p
+from flowprior.diagnostics.agreement import _interval_overlap
+from flowprior.diagnostics.tension import _chi2_logsf_asymptotic, _sigma_from_log_p
 from flowprior.problems import get_problem
+from flowprior.problems.analytic import get_analysis
+from flowprior.stats import kish_ess, weighted_quantile
 
 NAMES3 = ["theta1", "theta2", "theta3"]
 
@@ -540,7 +540,7 @@ GOOD = {
 
 
 def test_verdict_ok_and_not_measured():
-    out = verdict(GOOD, DEFAULT_THRESHOLDS)
+    out = verdict(GOOD, default_thresholds())
     assert (out.status, out.reasons, out.not_measured) == ("ok", [], [])
     partial = verdict({"tension_sigma": 0.5, "c2st": None})
     assert partial.status == "ok"
@@ -560,7 +560,7 @@ def test_verdict_ok_and_not_measured():
         ("sd_ratio", {"theta1": 0.7}, "fail", ["sd ratio", "theta1", "0.3", "0.2"]),
         ("correlation_difference", 0.25, "warn", ["correlation", "0.25"]),
         ("interval_overlap", {0.95: {"theta2": 0.5}}, "warn", ["overlap", "0.95/theta2", "0.5"]),
-        ("moment_score", [1.0, 5.0], "warn", ["moment score", "5", "3"]),
+        ("moment_score", [1.0, 5.0], "warn", ["moment score", "5", "4"]),
         ("sliced_wasserstein", 0.3, "warn", ["Wasserstein", "0.3"]),
         ("c2st", float("nan"), "warn", ["C2ST", "NaN"]),
     ],

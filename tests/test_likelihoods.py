@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from flowprior import analytic
+from flowprior.problems import analytic
 from flowprior.errors import FlowpriorError, InputError
 from flowprior.likelihoods import Likelihood, LikelihoodError, load_likelihood
 
@@ -50,7 +50,7 @@ def one_line(exc_info, *needles):
 
 # ----------------------------------------------------------------- loading
 def test_load_by_module_path():
-    fn = load_likelihood("flowprior.analytic:gaussian_linear")
+    fn = load_likelihood("flowprior.problems.analytic:gaussian_linear")
     assert fn is analytic.gaussian_linear
 
 
@@ -82,13 +82,13 @@ def test_same_file_twice_gives_independent_consistent_modules(plugin_file):
 @pytest.mark.parametrize(
     "spec, needles",
     [
-        ("flowprior.analytic.gaussian_linear", ["expected 'package.module:function'"]),
-        ("flowprior.analytic:", ["expected 'package.module:function'"]),
+        ("flowprior.problems.analytic.gaussian_linear", ["expected 'package.module:function'"]),
+        ("flowprior.problems.analytic:", ["expected 'package.module:function'"]),
         (":loglike", ["expected 'package.module:function'"]),
         ("no_such_module_xyz:f", ["module 'no_such_module_xyz' not found"]),
         ("flowprior.no_such_sub:f", ["module 'flowprior.no_such_sub' not found"]),
-        ("flowprior.analytic:no_such_function", ["has no attribute 'no_such_function'"]),
-        ("flowprior.analytic:ANALYSES", ["is not callable", "dict"]),
+        ("flowprior.problems.analytic:no_such_function", ["has no attribute 'no_such_function'"]),
+        ("flowprior.problems.analytic:ANALYSES", ["is not callable", "dict"]),
         ("not a module:f", ["neither a dotted module name nor a path"]),
         ("missing/dir/file.py:f", ["file not found", "file.py"]),
     ],
@@ -262,7 +262,7 @@ def test_kwargs_are_checked_against_the_signature_and_copied():
 def test_attributes_and_spec():
     lk = make(analytic.bimodal, dim=3, kwargs={"dataset": "A"}, dataset="A")
     assert (lk.dataset, lk.dim, lk.kwargs) == ("A", 3, {"dataset": "A"})
-    assert lk.spec == "flowprior.analytic:bimodal"
+    assert lk.spec == "flowprior.problems.analytic:bimodal"
     assert "bimodal" in repr(lk)
 
 
@@ -272,7 +272,7 @@ def test_from_config_module_plugin_equals_the_analytic_problem():
     theta = problem.sample_posterior(("A", "B"), 6, seed=0)
     for k in problem.datasets:
         lk = Likelihood.from_config(problem.likelihood_entry(k), dataset=k, dim=4)
-        assert lk.spec == "flowprior.analytic:tension"
+        assert lk.spec == "flowprior.problems.analytic:tension"
         np.testing.assert_array_equal(lk(theta), problem.loglike(k)(theta))
 
 
@@ -305,16 +305,16 @@ def test_from_config_errors(tmp_path):
         )
     one_line(info, "dataset B: likelihood 'nowhere.py:f'", "file not found", str(tmp_path))
     with pytest.raises(InputError) as info:
-        Likelihood.from_config("flowprior.analytic:bimodal", dataset="B", dim=2)
+        Likelihood.from_config("flowprior.problems.analytic:bimodal", dataset="B", dim=2)
     one_line(info, "dataset B", "expected a mapping")
     with pytest.raises(InputError) as info:
         Likelihood.from_config(
-            {"likelihood": "flowprior.analytic:bimodal", "kwargs": [1]}, dataset="B", dim=2
+            {"likelihood": "flowprior.problems.analytic:bimodal", "kwargs": [1]}, dataset="B", dim=2
         )
     one_line(info, "dataset B: kwargs")
     with pytest.raises(InputError) as info:
         Likelihood.from_config(
-            {"likelihood": "flowprior.analytic:bimodal", "kwargs": {"datset": "A"}},
+            {"likelihood": "flowprior.problems.analytic:bimodal", "kwargs": {"datset": "A"}},
             dataset="B",
             dim=3,
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flowprior.metrics import c2st, weighted_mean_sd
+from flowprior.diagnostics import c2st
+from flowprior.stats import weighted_mean_sd
 
 
 def test_weighted_mean_sd_closed_form():

@@ -1,12 +1,15 @@
-"""Stage ids, seeds and the joint likelihood of flowprior.pipeline."""
+"""flowprior.pipeline: seeds, the joint likelihood, samplers from the registry, the summary."""
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 import pytest
 
 from flowprior.errors import InputError
-from flowprior.pipeline import ProductLikelihood, derive_seed, joint_id, parse_stage, stage_id
+from flowprior.pipeline import ProductLikelihood, derive_seed
+from flowprior.plan import joint_id, parse_stage, stage_id
 
 
 def test_stage_ids_round_trip_and_joint_ids_are_canonical():
@@ -103,3 +106,160 @@ def test_flow_correction_names_a_non_finite_ratio():
     chain = Chain(space, x, log_prior=np.zeros(3))
     with pytest.raises(InputError, match="sample 1"):
         flow_correction(chain, previous=[lambda t: np.array([0.0, np.nan, 0.0])])
+
+
+# ------------------------------------------------------------------ samplers from the registry
+def _space():
+    from flowprior.params import ParameterSpace
+
+    return ParameterSpace(("a", "b"), [-5.0, -5.0], [5.0, 5.0])
+
+
+def _gauss(x):
+    return -0.5 * np.sum((x - 0.5) ** 2, axis=1)
+
+
+def test_run_stage1_runs_the_named_sampler_with_the_derived_seed():
+    from flowprior.pipeline import run_stage1
+    from flowprior.priors import BoxPrior
+    from flowprior.samplers import EmceeSettings, run_emcee
+
+    params = _space()
+    settings = {"walkers": 8, "steps": 200}
+    entry = {"likelihood": "flowprior.problems.analytic:gaussian_linear",
+             "kwargs": {"dataset": "A", "dim": 2}}
+    run = run_stage1(dataset="A", entry=entry, params=params, sampler="emcee",
+                     settings=settings, seed=11)
+    job_seed = derive_seed(11, "stage1", "A")
+    from flowprior.problems.analytic import gaussian_linear
+
+    direct = run_emcee(
+        prior=BoxPrior(params, seed=job_seed),
+        loglike=lambda x: gaussian_linear(x, dataset="A", dim=2),
+        settings=EmceeSettings.from_dict(settings, source="emcee"),
+        seed=job_seed,
+    )
+    assert run.info["sampler"] == "emcee" and run.info["seed"] == job_seed
+    np.testing.assert_array_equal(run.chain.samples, direct.chain.samples)
+
+
+def test_run_stage1_and_joint_name_an_unknown_sampler():
+    from flowprior.pipeline import run_joint, run_stage1
+
+    entry = {"likelihood": "flowprior.problems.analytic:gaussian_linear",
+             "kwargs": {"dataset": "A", "dim": 2}}
+    with pytest.raises(InputError, match="samplers: nested: unknown sampler; known: pocomc"):
+        run_stage1(dataset="A", entry=entry, params=_space(), sampler="nested", settings={},
+                   seed=1)
+    with pytest.raises(InputError, match="samplers: nested: unknown sampler"):
+        run_joint(stage="A", datasets={"A": entry}, params=_space(), sampler="nested",
+                  settings={}, seed=1)
+
+
+def test_run_stage1_reports_invalid_settings_under_the_sampler_name():
+    from flowprior.pipeline import run_stage1
+
+    entry = {"likelihood": "flowprior.problems.analytic:gaussian_linear",
+             "kwargs": {"dataset": "A", "dim": 2}}
+    with pytest.raises(InputError, match="^emcee: walkrs: unknown key"):
+        run_stage1(dataset="A", entry=entry, params=_space(), sampler="emcee",
+                   settings={"walkrs": 8}, seed=1)
+
+
+@pytest.fixture
+def transform_sampler():
+    """A registered sampler that needs a prior transform (removed afterwards)."""
+    import dataclasses
+
+    from flowprior.samplers import get_sampler, register_sampler, unregister_sampler
+
+    spec = dataclasses.replace(
+        get_sampler("emcee"), name="cube_only", needs_prior_transform=True, label="cube"
+    )
+    register_sampler(spec)
+    yield spec
+    unregister_sampler("cube_only")
+
+
+def test_a_sampler_needing_a_prior_transform_is_refused_a_prior_without_one(transform_sampler):
+    from flowprior.pipeline import run_sampler
+    from flowprior.priors import BoxPrior
+
+    with pytest.raises(InputError, match="^stage1: A: cube_only: this sampler needs a prior "
+                                         "transform .* which BoxPrior does not provide"):
+        run_sampler("cube_only", prior=BoxPrior(_space()), loglike=_gauss, settings={},
+                    seed=1, where="stage1: A")
+
+
+# ------------------------------------------------------------------ evidence bookkeeping
+def _write_run(tmp_path, name, *, sampler, log_z, err, shift=0.0):
+    from flowprior.chains import Chain
+    from flowprior.samplers import SamplerRun
+
+    x = np.random.default_rng(zlib.crc32(name.encode())).normal(shift, 1.0, size=(400, 2))
+    run = SamplerRun(
+        chain=Chain(_space(), x),
+        info={"sampler": sampler, "log_evidence": log_z, "log_evidence_err": err},
+    )
+    files = {"samples": str(tmp_path / f"{name}.parquet"), "run": str(tmp_path / f"{name}.json")}
+    run.write(samples=files["samples"], run_json=files["run"])
+    return files
+
+
+def _summary(tmp_path, sequential_runs, *, stage1_sampler="pocomc"):
+    """An A -> B analysis: stage-1 runs with log Z_A = -3 +- 0.3, joint log Z = -4.2 +- 0.1."""
+    from flowprior.pipeline import summarise_analysis
+
+    stage1 = {d: _write_run(tmp_path, f"s1_{d}", sampler=stage1_sampler, log_z=-3.0, err=0.3)
+              for d in ("A", "B")}
+    joint = {"A__B": _write_run(tmp_path, "joint", sampler="pocomc", log_z=-4.2, err=0.1)}
+    sequential = {"A__B": {
+        s: _write_run(tmp_path, f"seq_{s}", sampler=s, log_z=z, err=e)
+        for s, (z, e) in sequential_runs.items()
+    }}
+    return summarise_analysis(
+        analysis="toy", names=["a", "b"], stage1=stage1, flows={}, sequential=sequential,
+        joint=joint, sequences=[["A", "B"]], dataset_order=["A", "B"],
+    )
+
+
+def test_evidence_bookkeeping_of_the_default_samplers(tmp_path):
+    out = _summary(tmp_path, {"pocomc": (-1.0, 0.4), "emcee": (None, None)})
+    (entry,) = out["sequences"]
+    chain = entry["sequential_evidence"]
+    assert chain["terms"] == [{"stage": "A", "log_evidence": -3.0},
+                              {"stage": "A__B", "log_evidence": -1.0}]
+    assert chain["log_evidence"] == pytest.approx(-4.0)
+    assert chain["log_evidence_err"] == pytest.approx(0.5)
+    check = entry["evidence_check"]
+    assert check["sequential_log_evidence"] == pytest.approx(-4.0)
+    assert check["joint_log_evidence"] == -4.2
+    assert check["difference"] == pytest.approx(0.2)
+    assert check["n_sigma"] == pytest.approx(0.2 / np.hypot(0.5, 0.1))
+    # one evidence-giving sampler: no per-sampler entries (summary.json keys as before)
+    assert "sequential_evidence_by_sampler" not in entry
+    assert "evidence_check_by_sampler" not in entry
+    assert set(entry["vs_joint"]) == {"pocomc", "emcee"}
+
+
+def test_evidence_bookkeeping_uses_every_sampler_that_reports_an_evidence(tmp_path):
+    runs = {"emcee": (None, None), "toy": (-1.3, 0.2), "pocomc": (-1.0, 0.4)}
+    out = _summary(tmp_path, runs, stage1_sampler="toy")
+    (entry,) = out["sequences"]
+    by = entry["sequential_evidence_by_sampler"]
+    assert list(by) == ["toy", "pocomc"]  # config order; emcee gives none
+    assert by["toy"]["log_evidence"] == pytest.approx(-4.3)
+    assert by["toy"]["log_evidence_err"] == pytest.approx(np.hypot(0.3, 0.2))
+    assert by["pocomc"]["log_evidence"] == pytest.approx(-4.0)
+    assert entry["sequential_evidence"] == by["toy"]  # the first one is the headline
+    checks = entry["evidence_check_by_sampler"]
+    assert list(checks) == ["toy", "pocomc"]
+    assert checks["toy"]["difference"] == pytest.approx(-0.1)
+    assert checks["pocomc"]["difference"] == pytest.approx(0.2)
+    assert entry["evidence_check"] == checks["toy"]
+
+
+def test_no_evidence_chain_without_a_sequential_evidence(tmp_path):
+    out = _summary(tmp_path, {"emcee": (None, None)})
+    (entry,) = out["sequences"]
+    assert "sequential_evidence" not in entry and "evidence_check" not in entry

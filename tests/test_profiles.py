@@ -43,7 +43,8 @@ def _profile(name: str) -> dict:
 
 def _rules() -> set[str]:
     text = "\n".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
-    return set(re.findall(r"^rule (\w+):", text, flags=re.M))
+    pattern = r"^(?:rule (\w+)|use rule \w+ as (\w+)(?: with)?):"  # `use rule` names too
+    return {a or b for a, b in re.findall(pattern, text, flags=re.M)}
 
 
 def _lock() -> dict[str, str]:

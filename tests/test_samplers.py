@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from flowprior.chains import Chain
 from flowprior.errors import InputError
@@ -18,8 +22,12 @@ from flowprior.samplers import (
     PocoMCSettings,
     SamplerError,
     SamplerRun,
+    get_sampler,
+    register_sampler,
     run_emcee,
     run_pocomc,
+    sampler_names,
+    unregister_sampler,
 )
 
 # --------------------------------------------------------------------------- test problem
@@ -417,3 +425,86 @@ def test_settings_direct_construction_validates():
     with pytest.raises(InputError, match="^emcee settings: walkers: must be even"):
         EmceeSettings(walkers=5)
     assert EmceeSettings(burn_in=10, thin=2).to_dict()["burn_in"] == 10
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_holds_the_built_ins_in_order_with_their_capabilities():
+    assert sampler_names()[:2] == ("pocomc", "emcee")
+    poco, emc = get_sampler("pocomc"), get_sampler("emcee")
+    assert (poco.settings, poco.run, poco.label) == (PocoMCSettings, run_pocomc, "pocoMC")
+    assert (emc.settings, emc.run, emc.label) == (EmceeSettings, run_emcee, "emcee")
+    assert poco.gives_evidence and not emc.gives_evidence
+    assert not poco.needs_prior_transform and not emc.needs_prior_transform
+
+
+@pytest.mark.parametrize("name", ["pocomc", "emcee"])
+def test_built_in_runners_have_the_common_signature(name):
+    params = inspect.signature(get_sampler(name).run).parameters
+    for arg in ("prior", "loglike", "settings", "seed", "threads", "progress"):
+        assert params[arg].kind is inspect.Parameter.KEYWORD_ONLY, arg
+    assert params["threads"].default == 1 and params["progress"].default is False
+
+
+def test_get_sampler_names_the_unknown_and_the_known():
+    known = "known: pocomc, emcee"
+    with pytest.raises(InputError, match=rf"^samplers: dynesty: unknown sampler; {known}"):
+        get_sampler("dynesty")
+
+
+def test_register_refuses_duplicates_and_invalid_specs_and_replaces_in_place():
+    poco = get_sampler("pocomc")
+    with pytest.raises(InputError, match="already registered"):
+        register_sampler(poco)
+    with pytest.raises(InputError, match="name"):
+        register_sampler(dataclasses.replace(poco, name="Bad Name"))
+    with pytest.raises(InputError, match="settings: .* has no from_dict"):
+        register_sampler(dataclasses.replace(poco, name="broken", settings=dict))
+    with pytest.raises(InputError, match="gives_evidence"):
+        register_sampler(dataclasses.replace(poco, name="broken", gives_evidence="yes"))
+    assert "broken" not in sampler_names()
+    relabelled = dataclasses.replace(poco, label="pocoMC 1.2")
+    try:
+        register_sampler(relabelled, replace=True)
+        assert get_sampler("pocomc").label == "pocoMC 1.2"
+        assert sampler_names()[:2] == ("pocomc", "emcee")  # kept its place
+    finally:
+        register_sampler(poco, replace=True)
+    assert get_sampler("pocomc") is poco
+
+
+def test_unregister_returns_the_spec_and_forgets_the_name():
+    spec = dataclasses.replace(get_sampler("emcee"), name="emcee_copy", label="emcee (copy)")
+    register_sampler(spec)
+    assert sampler_names()[-1] == "emcee_copy"
+    assert unregister_sampler("emcee_copy") is spec
+    assert "emcee_copy" not in sampler_names()
+    with pytest.raises(InputError, match="emcee_copy: unknown sampler"):
+        unregister_sampler("emcee_copy")
+
+
+def test_schema_sampler_enums_follow_the_registry():
+    schema = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text()
+    )
+    analysis = schema["$defs"]["analysis"]["properties"]
+    registered = list(sampler_names())  # tests register toys only inside fixtures
+    assert analysis["samplers"]["items"]["enum"] == registered
+    for key in ("stage1_sampler", "joint_sampler"):
+        assert analysis[key]["enum"] == registered, key
+        assert analysis[key]["default"] == "pocomc", key
+        assert analysis[key]["description"].strip(), key
+    for name in registered:  # each sampler's settings live under the key named after it
+        assert name in analysis, name
+
+
+def test_run_emcee_checks_threads():
+    with pytest.raises(InputError, match="^run_emcee: threads: must be an integer >= 1"):
+        run_emcee(
+            prior=BoxPrior(SPACE),
+            loglike=gauss_loglike,
+            settings=EmceeSettings(walkers=8, steps=10),
+            seed=1,
+            threads=0,
+        )

@@ -1,4 +1,4 @@
-"""Tests for flowprior.semf: nuclides from mendeleev, cuts, splits, the SEMF likelihood."""
+"""Tests for flowprior.problems.semf: nuclides from mendeleev, cuts, splits, the SEMF likelihood."""
 
 from __future__ import annotations
 
@@ -6,16 +6,20 @@ import hashlib
 import json
 import math
 import os
+import re
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from flowprior import semf
 from flowprior.errors import InputError
 from flowprior.likelihoods import Likelihood, load_likelihood
 from flowprior.params import load_parameters
+from flowprior.problems import semf
 
 REPO = Path(__file__).resolve().parents[1]
 #: A plausible parameter vector (a_V, a_S, a_C, a_A, a_P, sigma_th), MeV.
@@ -139,7 +143,7 @@ def test_default_cuts(cut):
 
 
 def test_cuts_are_logged(extracted, caplog):
-    with caplog.at_level("INFO", logger="flowprior.semf"):
+    with caplog.at_level("INFO", logger="flowprior.problems.semf"):
         semf.load_nuclides(extracted[0])
     assert "2383 kept" in caplog.text and "3557 nuclides" in caplog.text
 
@@ -405,11 +409,11 @@ def test_historical_split_needs_discovery_year(tmp_path):
 
 # ----------------------------------------------------------------------------- plug-in
 def test_load_through_load_likelihood(extracted):
-    fn = load_likelihood("flowprior.semf:loglike")
+    fn = load_likelihood("flowprior.problems.semf:loglike")
     assert fn is semf.loglike
     lk = Likelihood.from_config(
         {
-            "likelihood": "flowprior.semf:loglike",
+            "likelihood": "flowprior.problems.semf:loglike",
             "kwargs": {"data": str(extracted[0]), "split": "regional", "part": "light"},
         },
         dataset="light",
@@ -424,7 +428,7 @@ def test_load_likelihood_rejects_unknown_kwargs(extracted):
     with pytest.raises(InputError) as exc_info:
         Likelihood.from_config(
             {
-                "likelihood": "flowprior.semf:loglike",
+                "likelihood": "flowprior.problems.semf:loglike",
                 "kwargs": {"data": str(extracted[0]), "split": "all", "part": "all", "cut": 1},
             },
             dataset="all",
@@ -457,3 +461,43 @@ def test_parameter_box_contains_every_fit(cut):
             sd = np.append(fit.errors, fit.sigma_th / math.sqrt(2 * fit.n))
             margin = np.minimum(fit.theta - space.lower, space.upper - fit.theta) / sd
             assert (margin > 8).all(), (split, part, margin)
+
+
+# ----------------------------------------------------------------- mendeleev is optional
+def test_mendeleev_is_the_optional_extra_semf_at_the_locked_version():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert not any(d.lower().startswith("mendeleev") for d in project["dependencies"])
+    (extra,) = project["optional-dependencies"]["semf"]
+    lock = re.search(r"^mendeleev==(\S+)$", (REPO / "requirements.lock").read_text(), re.M)
+    assert lock and extra == f"mendeleev>={lock[1]}"
+
+
+def test_module_and_likelihood_work_without_mendeleev(tmp_path):
+    """mendeleev blocked: the module imports, the likelihood runs, extraction names the extra."""
+    frame = pd.DataFrame({
+        "Z": [20, 28, 50], "A": [40, 62, 120], "binding_energy_mev": [342.05, 545.26, 1020.55],
+        "binding_energy_uncertainty_mev": [0.001, 0.001, 0.002],
+    })
+    frame.to_parquet(tmp_path / "t.parquet")
+    code = f"""
+import sys
+sys.modules["mendeleev"] = None  # any import of mendeleev now fails
+import numpy as np
+from flowprior.errors import FlowpriorError
+from flowprior.likelihoods import load_likelihood
+fn = load_likelihood("flowprior.problems.semf:loglike")
+out = fn(np.array([{THETA.tolist()}]), data={str(tmp_path / "t.parquet")!r},
+         split="all", part="all")
+assert out.shape == (1,) and np.isfinite(out).all(), out
+from flowprior.problems import semf
+try:
+    semf.extract_nuclides({str(tmp_path / "x.parquet")!r})
+except FlowpriorError as err:
+    assert "flowprior[semf]" in str(err), err
+else:
+    raise AssertionError("extract_nuclides ran without mendeleev")
+assert "mendeleev" not in {{m.split(".")[0] for m in sys.modules if sys.modules[m] is not None}}
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr

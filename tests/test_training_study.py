@@ -234,8 +234,8 @@ def test_select_auto_makes_the_flow_jobs_wait_for_the_selection(tmp_path):
             "lin": {
                 "parameters": "config/parameters/gaussian_linear.yaml",
                 "datasets": {
-                    "A": {"likelihood": "flowprior.analytic:gaussian_linear", "kwargs": {"dataset": "A"}},
-                    "B": {"likelihood": "flowprior.analytic:gaussian_linear", "kwargs": {"dataset": "B"}},
+                    "A": {"likelihood": "flowprior.problems.analytic:gaussian_linear", "kwargs": {"dataset": "A"}},
+                    "B": {"likelihood": "flowprior.problems.analytic:gaussian_linear", "kwargs": {"dataset": "B"}},
                 },
                 "sequences": [["A", "B"]],
                 "joint": False,

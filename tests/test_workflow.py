@@ -60,6 +60,7 @@ def test_dry_run_of_default_config(tmp_path):
     for rule, count in [
         ("prepare_posterior", 2),
         ("train_flow", 2),
+        ("posterior_flow_fidelity", 2),  # one flow pipeline: posterior flows are checked too
         ("sample_flow", 2),
         ("plot_flow", 2),
         ("summarise_flows", 1),
@@ -202,31 +203,43 @@ def test_end_to_end_test_config(tmp_path):
         "posteriors/banana/parameters.yaml",
         "flows/banana/model.zip",
         "flows/banana/history.csv",
+        "flows/banana/validation.json",
+        "flows/banana/fidelity.json",
         "flows/banana/samples.parquet",
         "figures/flow_banana.png",
         "tables/flows.csv",
     ]
     for rel in expected:
         assert (results / rel).is_file() and (results / rel).stat().st_size > 0, rel
-    for rule in ["prepare_posterior", "train_flow", "sample_flow", "plot_flow"]:
+    for rule in ["prepare_posterior", "train_flow", "flow_fidelity", "sample_flow", "plot_flow"]:
         assert (tmp_path / "logs" / rule / "banana.log").is_file(), rule
         assert (results / "benchmarks" / rule / "banana.tsv").is_file(), rule
     assert not list(results.rglob("*.tmp*")), "temporary files left behind"
 
-    table = pd.read_csv(results / "tables" / "flows.csv")
+    # One table of every flow: the posterior's and the analyses' flows, with their fidelity.
+    table = pd.read_csv(results / "tables" / "flows.csv").set_index("flow")
     assert list(table.columns) == [
-        "posterior",
         "kind",
         "loss",
         "steps",
         "best_val_nll",
         "train_seconds",
         "ess",
+        "held_out_nll",
+        "exact_kl",
+        "max_moment_score",
+        "c2st",
+        "sliced_wasserstein",
+        "mode_mass_difference",
     ]
-    assert table["posterior"].tolist() == ["banana"]
-    assert table.loc[0, "kind"] == "nsf" and table.loc[0, "loss"] == "nll"
-    assert 0 < table.loc[0, "steps"] <= 200
-    assert table.loc[0, "ess"] == pytest.approx(4000)
+    flows = ["banana", "gaussian_linear/A", "gaussian_linear/B", "semf/early"]
+    assert table.index.tolist() == flows
+    assert table.loc["banana", "kind"] == "nsf" and table.loc["banana", "loss"] == "nll"
+    assert 0 < table.loc["banana", "steps"] <= 200
+    assert table.loc["banana", "ess"] == pytest.approx(4000)
+    assert pd.isna(table.loc["banana", "exact_kl"])  # exact KL: analytic analyses only
+    assert table.loc["gaussian_linear/A", "exact_kl"] > 0
+    assert (table["c2st"].between(0, 1)).all() and (table["held_out_nll"].notna()).all()
 
     from flowprior.chains import read_chain
     from flowprior.params import load_parameters
@@ -275,7 +288,7 @@ def _check_analysis_summary(base: Path) -> None:
 
     import numpy as np
 
-    from flowprior.analytic import get_analysis
+    from flowprior.problems.analytic import get_analysis
 
     summary = json.loads((base / "summary.json").read_text())
     problem = get_analysis("gaussian_linear")
@@ -294,7 +307,8 @@ def _check_analysis_summary(base: Path) -> None:
                     "wall_seconds", "diagnostics"]:
             assert key in run, (rel, key)
         assert run["n_likelihood_calls"] > 0
-    assert (base / "flows" / "A" / "model" / "manifest.json").is_file()
+    for name in ["model.zip", "history.csv", "validation.json", "fidelity.json"]:
+        assert (base / "flows" / "A" / name).is_file(), name
     # Evidence bookkeeping and agreement with the joint run, for both orders.
     exact = problem.log_evidence(["A", "B"])
     for seq in summary["sequences"]:

@@ -11,6 +11,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from flowprior import __version__
 from flowprior.errors import FlowpriorError
@@ -21,9 +22,20 @@ __all__ = ["main"]
 EXIT_ERROR = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 def _build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
-    """The top-level parser and its subparsers object (for registering subcommands)."""
-    parser = argparse.ArgumentParser(
+    """The top-level parser and its subparsers object (for registering subcommands).
+
+    Subparsers are of the same class, so a bad option value of any command is a one-line
+    error with exit status 2.
+    """
+    parser = _Parser(
         prog="flowprior",
         description="Normalizing-flow priors for sequential Bayesian calibration.",
     )
@@ -52,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success, 2 after a :class:`~flowprior.errors.FlowpriorError` (one line on
-        stderr; the traceback too with ``--debug``).
+        stderr; the traceback too with ``--debug``). A usage error (unknown option, bad option
+        value) raises ``SystemExit(2)`` after one line on stderr.
     """
     parser, _ = _build_parser()
     args = parser.parse_args(argv)

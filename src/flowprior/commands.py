@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
+import typing
 from typing import Any
 
 from .errors import InputError
 
-__all__ = ["register"]
+__all__ = [
+    "add_train_config_options",
+    "register",
+    "train_config_from_args",
+    "train_option",
+    "train_options_markdown",
+]
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +27,88 @@ def _hidden(text: str) -> tuple[int, ...]:
     try:
         widths = tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden: {text!r} is not N or N,N,...") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not N or N,N,...") from None
     if any(w < 1 for w in widths):
-        raise argparse.ArgumentTypeError(f"--hidden: widths must be >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"widths must be >= 1, got {text!r}")
     return widths * 2 if len(widths) == 1 else widths
+
+
+def _show(value: Any) -> str:
+    """A default as it is typed on the command line."""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def train_option(f: dataclasses.Field) -> str:
+    """The ``flowprior train`` option of a :class:`~flowprior.train.TrainConfig` field."""
+    return f.metadata["cli"] or "--" + f.name.replace("_", "-")
+
+
+def add_train_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per :class:`~flowprior.train.TrainConfig` field (name, type, default, help).
+
+    Each option stores into the field's name, so ``TrainConfig(**{f.name: getattr(args,
+    f.name)})`` rebuilds the configuration. A boolean field whose default is true (``progress``)
+    becomes a switch that turns it off (``--quiet``); a tuple field takes ``N`` or ``N,N,...``.
+    """
+    from .train import TrainConfig
+
+    types = typing.get_type_hints(TrainConfig)
+    group = parser.add_argument_group("flow and training (flowprior.train.TrainConfig)")
+    for f in dataclasses.fields(TrainConfig):
+        option, kind, help_text = train_option(f), types[f.name], f.metadata["help"]
+        if kind is bool:
+            action = "store_false" if f.default else "store_true"
+            group.add_argument(
+                option,
+                dest=f.name,
+                action=action,
+                default=f.default,
+                help=f"sets {f.name} to {not f.default}; {f.name}: {help_text}",
+            )
+            continue
+        if typing.get_origin(kind) is tuple:
+            convert, metavar = _hidden, "N[,N...]"
+        else:
+            convert = kind
+            metavar = None if f.metadata["choices"] else {int: "N", float: "X"}.get(kind)
+        group.add_argument(
+            option,
+            dest=f.name,
+            type=convert,
+            choices=f.metadata["choices"],
+            default=f.default,
+            metavar=metavar,
+            help=f"{help_text} (default {_show(f.default)})".replace("%", "%%"),
+        )
+
+
+def train_options_markdown() -> str:
+    """The Markdown table of the ``flowprior train`` options built from ``TrainConfig``.
+
+    ``docs/cli.md`` contains exactly this text (``tests/test_defaults.py``); regenerate it with
+    ``python -c "from flowprior.commands import train_options_markdown as t; print(t())"``.
+    """
+    from .train import TrainConfig
+
+    rows = ["| option | field | default | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(TrainConfig):
+        option = train_option(f)
+        if f.metadata["choices"]:
+            option += " " + "\\|".join(f.metadata["choices"])
+        default = f"`{_show(f.default)}`"
+        if isinstance(f.default, bool):
+            default = f"`{f.default}` (option sets `{not f.default}`)"
+        rows.append(f"| `{option}` | `{f.name}` | {default} | {f.metadata['help']} |")
+    return "\n".join(rows) + "\n"
+
+
+def train_config_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~flowprior.train.TrainConfig` of parsed ``flowprior train`` options."""
+    from .train import TrainConfig
+
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,26 +123,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("chain", metavar="CHAIN")
     p.add_argument("--params", required=True, metavar="PARAMS", help="parameter table")
     p.add_argument("--out", required=True, metavar="MODEL", help="model directory or .zip")
-    p.add_argument("--loss", choices=("nll", "kl", "jeffreys"), default="nll")
-    p.add_argument("--flow", dest="kind", choices=("nsf", "maf", "realnvp"), default="nsf")
-    p.add_argument("--transforms", type=int, default=3)
-    p.add_argument("--hidden", type=_hidden, default=(64, 64), help="N or N,N,... (default 64)")
-    p.add_argument("--bins", type=int, default=8, help="spline bins (nsf)")
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--max-steps", type=int, default=5000)
-    p.add_argument("--max-time", type=float, default=600.0, help="seconds")
-    p.add_argument("--patience", type=int, default=1000, help="steps without improvement")
-    p.add_argument("--validation-fraction", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    add_train_config_options(p)
     p.add_argument("--outside", choices=("error", "clip", "drop"), default="error",
                    help="samples outside the prior box")
     p.add_argument("--allow-pickle", action="store_true",
                    help="allow loading a pocoMC pickle (only for files you trust)")
     p.add_argument("--history", metavar="CSV", help="also write the training history here")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
     p = subparsers.add_parser("sample", help="draw samples from a flow prior")
@@ -83,8 +155,9 @@ def _train(args: argparse.Namespace) -> None:
     from ._atomic import atomic_write_text
     from .chains import read_chain
     from .params import load_parameters
-    from .train import TrainConfig, min_samples, train_flow
+    from .train import min_samples, train_flow
 
+    cfg = train_config_from_args(args)  # bad settings fail before any file is read
     params = load_parameters(args.params)
     chain = read_chain(
         args.chain,
@@ -92,13 +165,6 @@ def _train(args: argparse.Namespace) -> None:
         allow_pickle=args.allow_pickle,
         outside=args.outside,
         min_samples=min_samples(params.dim),
-    )
-    cfg = TrainConfig(
-        kind=args.kind, transforms=args.transforms, hidden=args.hidden, bins=args.bins,
-        loss=args.loss, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
-        max_time=args.max_time, patience=args.patience,
-        validation_fraction=args.validation_fraction, seed=args.seed, threads=args.threads,
-        device=args.device, progress=not args.quiet,
     )
     result = train_flow(chain, cfg)
     result.save(args.out)

@@ -6,7 +6,7 @@ likelihoods. It is named in a config by a spec string:
 
 ``"package.module:function"``
     imported with :func:`importlib.import_module` (the module must be importable, e.g.
-    ``"flowprior.analytic:gaussian_linear"``);
+    ``"flowprior.problems.analytic:gaussian_linear"``);
 ``"path/to/file.py:function"``
     loaded from the file (any location; a relative path is resolved against ``base_dir``,
     by default the current directory). A spec whose module part ends in ``.py`` or contains

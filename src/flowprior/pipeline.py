@@ -6,14 +6,19 @@ dataset
     A named source of information about the parameters: a likelihood plug-in, or a posterior
     chain of an earlier analysis (under the same uniform box prior).
 stage id
-    The datasets absorbed so far, joined with ``"__"``: ``"A"`` is the stage-1 posterior of A,
-    ``"A__B"`` the sequential posterior after A then B.
+    The datasets absorbed so far, joined with ``"__"`` (:func:`flowprior.plan.stage_id`):
+    ``"A"`` is the stage-1 posterior of A, ``"A__B"`` the sequential posterior after A then B.
 sequence
     An ordered list of datasets; its last stage id names the run directory.
+sampler
+    A name of the sampler registry (:mod:`flowprior.samplers`). Stage 1, the joint reference
+    and every sequential stage take any registered sampler with its settings section
+    (:func:`run_sampler`); each job's seed is derived from the analysis seed and the job's
+    identity (:func:`derive_seed`), independently of the sampler for stage 1 and the joint.
 
 A chain dataset that is *not* first in a sequence enters through its flow: with the uniform box
-prior ``pi``, ``L_C(theta) = p(theta | C) / pi(theta) * Z_C``, so ``log q_C(theta) + log V`` is its
-log-likelihood up to the constant ``log Z_C``; the evidence of that stage is then the ratio
+prior ``pi``, ``L_C(theta) = p(theta | C) / pi(theta) * Z_C``, so ``log q_C(theta) + log V`` is
+its log-likelihood up to the constant ``log Z_C``; the evidence of that stage is then the ratio
 ``Z_{..C} / (Z_.. Z_C)``.
 """
 
@@ -30,21 +35,24 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .plan import SEP, joint_id, parse_stage, stage_id
+from .plan import joint_id, parse_stage, stage_id
+from .stats import kish_ess, weighted_mean_sd
 
 __all__ = [
-    "SEP",
     "FlowLikelihood",
     "ProductLikelihood",
+    "dataset_likelihood",
     "derive_seed",
     "flow_correction",
-    "joint_id",
-    "parse_stage",
-    "stage_id",
+    "run_joint",
+    "run_sampler",
+    "run_sequential",
+    "run_stage1",
     "summarise_analysis",
 ]
 
 log = logging.getLogger(__name__)
+
 
 def derive_seed(seed: int, *keys: str) -> int:
     """A reproducible 32-bit seed for one job, from the analysis seed and the job's identity."""
@@ -106,10 +114,17 @@ def _read_json(path: Path) -> dict[str, Any]:
         return json.load(fh)
 
 
+def _record(
+    files: Mapping[str, str], *, path_key: str = "run", info_key: str = "run_info"
+) -> dict[str, Any]:
+    """The files of one job as strings, plus the JSON record at ``files[path_key]``."""
+    record: dict[str, Any] = {key: str(p) for key, p in files.items()}
+    record[info_key] = _read_json(Path(files[path_key]))
+    return record
+
+
 def _weighted_moments(path: Path, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     import pandas as pd
-
-    from .metrics import weighted_mean_sd
 
     frame = pd.read_parquet(path)
     x = frame[list(names)].to_numpy(dtype=np.float64)
@@ -133,9 +148,20 @@ def summarise_analysis(
     """Collect every artifact and run record of an analysis into one JSON-safe dictionary.
 
     For every sequence it also does the evidence bookkeeping
-    ``log Z_first + sum_k log Z_{k | previous}`` (pocoMC runs) against the joint run's
-    ``log Z``, and compares the final sequential posteriors with the joint one (shift of each
-    marginal mean in joint standard deviations, ratio of standard deviations).
+    ``log Z_first + sum_k log Z_{k | previous}`` against the joint run's ``log Z``, and
+    compares the final sequential posteriors with the joint one (shift of each marginal mean
+    in joint standard deviations, ratio of standard deviations).
+
+    Evidence bookkeeping. Every run that reports an evidence takes part: ``log Z_first`` comes
+    from the stage-1 run and the reference from the joint run, whatever sampler ran them; the
+    sequential terms come from every sequential sampler whose runs report an evidence at
+    every stage of the sequence (e.g. pocoMC, not emcee), each giving its own chain. A
+    sequence entry holds ``sequential_evidence`` (the chain of the first such sampler in the
+    order of ``sequential``, i.e. of the config's ``samplers``) and ``evidence_check`` (it
+    against the joint ``log Z``); only when more than one sampler gives a chain it also holds
+    ``sequential_evidence_by_sampler`` and ``evidence_check_by_sampler`` (sampler -> chain,
+    sampler -> check, in that order). A chain dataset first in the sequence (no evidence)
+    gives no chain.
 
     Parameters
     ----------
@@ -147,26 +173,15 @@ def summarise_analysis(
         ``verdict``); ``verdicts`` maps each sequence to its verdict status.
     """
     out: dict[str, Any] = {"analysis": analysis, "parameters": list(names)}
-    out["stage1"] = {
-        k: {**{key: str(p) for key, p in v.items()}, "run_info": _read_json(Path(v["run"]))}
-        for k, v in stage1.items()
-    }
+    out["stage1"] = {k: _record(v) for k, v in stage1.items()}
     out["flows"] = {
-        k: {**{key: str(p) for key, p in v.items()},
-            "validation_info": _read_json(Path(v["validation"]))}
-        for k, v in flows.items()
+        k: _record(v, path_key="validation", info_key="validation_info") for k, v in flows.items()
     }
     out["sequential"] = {
-        stage: {
-            sampler: {**{key: str(p) for key, p in v.items()}, "run_info": _read_json(Path(v["run"]))}
-            for sampler, v in by_sampler.items()
-        }
+        stage: {sampler: _record(v) for sampler, v in by_sampler.items()}
         for stage, by_sampler in sequential.items()
     }
-    out["joint"] = {
-        k: {**{key: str(p) for key, p in v.items()}, "run_info": _read_json(Path(v["run"]))}
-        for k, v in joint.items()
-    }
+    out["joint"] = {k: _record(v) for k, v in joint.items()}
     out["fidelity"] = {k: _read_json(Path(p)) for k, p in (fidelity or {}).items()}
     out["sequences"] = [
         _sequence_summary(
@@ -186,8 +201,19 @@ def summarise_analysis(
     return out
 
 
-def _evidence_chain(seq: Sequence[str], out: Mapping[str, Any]) -> dict[str, Any] | None:
-    """``log Z_first + sum log Z_{k|...}`` from the pocoMC runs, with its error.
+def _evidence_samplers(seq: Sequence[str], out: Mapping[str, Any]) -> list[str]:
+    """Samplers (in config order) with a run at the sequence's last stage."""
+    return list(out["sequential"].get(stage_id(seq), {}))
+
+
+def _evidence_chain(
+    seq: Sequence[str], out: Mapping[str, Any], sampler: str
+) -> dict[str, Any] | None:
+    """``log Z_first + sum log Z_{k|...}`` from the runs of ``sampler``, with its error.
+
+    ``log Z_first`` is the stage-1 run's evidence, whatever sampler ran it; each sequential
+    term is the evidence of ``sampler``'s run of that stage. None when any of them reports
+    no evidence (a chain dataset first, or a sampler without an evidence such as emcee).
 
     When the last stage carries a ``flow_correction`` (its earlier likelihoods were evaluable),
     also the flow-corrected total ``log Z_(last|q) + log E[r]`` (see :func:`flow_correction`)
@@ -201,7 +227,7 @@ def _evidence_chain(seq: Sequence[str], out: Mapping[str, Any]) -> dict[str, Any
     run: Mapping[str, Any] = {}
     for k in range(2, len(seq) + 1):
         previous = total
-        run = out["sequential"].get(stage_id(seq[:k]), {}).get("pocomc", {}).get("run_info")
+        run = out["sequential"].get(stage_id(seq[:k]), {}).get(sampler, {}).get("run_info")
         if not run or run.get("log_evidence") is None:
             return None
         total += float(run["log_evidence"])
@@ -232,28 +258,41 @@ def _check(value: float, err: float, reference: float, reference_err: float) -> 
     }
 
 
+def _evidence_check(chain: Mapping[str, Any], j_z: float, j_err: float) -> dict[str, Any]:
+    """One sequential evidence chain against the joint run's ``log Z``."""
+    check = _check(chain["log_evidence"], chain["log_evidence_err"], j_z, j_err)
+    out = {"sequential_log_evidence": check.pop("log_evidence"), "joint_log_evidence": j_z, **check}
+    fc = chain.get("flow_corrected")
+    if fc:
+        out["flow_corrected"] = _check(fc["log_evidence"], fc["log_evidence_err"], j_z, j_err)
+    return out
+
+
 def _sequence_summary(seq, *, names, out, sequential, joint, order) -> dict[str, Any]:
     sid = stage_id(seq)
     jid = joint_id(seq, order)
-    entry: dict[str, Any] = {"sequence": list(seq), "stage": sid, "joint": jid if jid in joint else None}
-    chain = _evidence_chain(seq, out)
-    if chain is not None:
-        entry["sequential_evidence"] = chain
+    entry: dict[str, Any] = {
+        "sequence": list(seq),
+        "stage": sid,
+        "joint": jid if jid in joint else None,
+    }
+    chains = {}
+    for sampler in _evidence_samplers(seq, out):
+        chain = _evidence_chain(seq, out, sampler)
+        if chain is not None:
+            chains[sampler] = chain
+    if chains:
+        entry["sequential_evidence"] = next(iter(chains.values()))
+        if len(chains) > 1:
+            entry["sequential_evidence_by_sampler"] = chains
     if jid in joint:
         jrun = out["joint"][jid]["run_info"]
-        if chain is not None and jrun.get("log_evidence") is not None:
+        if chains and jrun.get("log_evidence") is not None:
             j_z, j_err = float(jrun["log_evidence"]), float(jrun.get("log_evidence_err") or 0.0)
-            check = _check(chain["log_evidence"], chain["log_evidence_err"], j_z, j_err)
-            entry["evidence_check"] = {
-                "sequential_log_evidence": check.pop("log_evidence"),
-                "joint_log_evidence": j_z,
-                **check,
-            }
-            fc = chain.get("flow_corrected")
-            if fc:
-                entry["evidence_check"]["flow_corrected"] = _check(
-                    fc["log_evidence"], fc["log_evidence_err"], j_z, j_err
-                )
+            checks = {s: _evidence_check(c, j_z, j_err) for s, c in chains.items()}
+            entry["evidence_check"] = next(iter(checks.values()))
+            if len(checks) > 1:
+                entry["evidence_check_by_sampler"] = checks
         j_mean, j_sd = _weighted_moments(Path(joint[jid]["samples"]), names)
         entry["vs_joint"] = {}
         for sampler, files in sequential.get(sid, {}).items():
@@ -290,28 +329,112 @@ def dataset_likelihood(
     return FlowLikelihood(flow_model, dataset=name)
 
 
+def run_sampler(
+    sampler: str,
+    *,
+    prior: Any,
+    loglike: Callable[[np.ndarray], np.ndarray],
+    settings: Mapping[str, Any] | None,
+    seed: int,
+    threads: int = 1,
+    where: str,
+):
+    """Run the registered sampler ``sampler`` on ``loglike x prior``.
+
+    Parameters
+    ----------
+    sampler : str
+        A name of :func:`flowprior.samplers.sampler_names`.
+    prior : object
+        pocoMC's prior protocol (:class:`~flowprior.priors.BoxPrior`,
+        :class:`~flowprior.priors.FlowPrior`).
+    loglike : callable
+        Vectorised log-likelihood ``(n, d) -> (n,)``.
+    settings : mapping or None
+        The sampler's settings section of the config (its keys; missing ones take the
+        defaults of the sampler's settings dataclass). Errors name it as ``<sampler>``.
+    seed : int
+        The job's seed (see :func:`derive_seed`).
+    threads : int
+    where : str
+        The job, named in errors (e.g. ``"stage1: A"``).
+
+    Returns
+    -------
+    SamplerRun
+
+    Raises
+    ------
+    InputError
+        Unknown sampler, invalid settings, or a sampler that needs a prior transform the
+        prior does not have.
+    """
+    from .samplers import get_sampler
+
+    spec = get_sampler(sampler)
+    if spec.needs_prior_transform and not callable(getattr(prior, "transform", None)):
+        raise InputError(
+            f"{where}: {sampler}: this sampler needs a prior transform (unit cube -> "
+            f"parameters), which {type(prior).__name__} does not provide"
+        )
+    run = spec.run(
+        prior=prior,
+        loglike=loglike,
+        settings=spec.settings.from_dict(dict(settings or {}), source=sampler),
+        seed=seed,
+        threads=threads,
+    )
+    if not spec.gives_evidence:
+        log.info("%s: %s gives no evidence; the run enters no evidence bookkeeping", where, sampler)
+    return run
+
+
 def run_stage1(
     *,
     dataset: str,
     entry: Mapping[str, Any],
     params,
-    pocomc: Mapping[str, Any],
+    sampler: str,
+    settings: Mapping[str, Any] | None,
     seed: int,
     threads: int = 1,
 ):
-    """Stage-1 posterior of one dataset: pocoMC under the box prior, or the dataset's chain."""
+    """Stage-1 posterior of one dataset: a sampler under the box prior, or the dataset's chain.
+
+    Parameters
+    ----------
+    dataset : str
+    entry : mapping
+        The dataset's config entry: a likelihood plug-in or a chain.
+    params : ParameterSpace
+        The analysis' parameters and prior box.
+    sampler : str
+        Registered sampler (the analysis' ``stage1_sampler``); unused for a chain dataset.
+    settings : mapping or None
+        That sampler's settings section.
+    seed : int
+        The analysis seed; the job runs with ``derive_seed(seed, "stage1", dataset)``.
+    threads : int
+
+    Returns
+    -------
+    SamplerRun
+        For a chain dataset, the chain with ``info["sampler"] == "chain"`` and no evidence.
+    """
     from .priors import BoxPrior
-    from .samplers import PocoMCSettings, SamplerRun, run_pocomc
+    from .samplers import SamplerRun
 
     if "likelihood" in entry:
         loglike = dataset_likelihood(dataset, entry, dim=params.dim)
         job_seed = derive_seed(seed, "stage1", dataset)
-        return run_pocomc(
+        return run_sampler(
+            sampler,
             prior=BoxPrior(params, seed=job_seed),
             loglike=loglike,
-            settings=PocoMCSettings.from_dict(dict(pocomc), source="pocomc"),
+            settings=settings,
             seed=job_seed,
             threads=threads,
+            where=f"stage1: {dataset}",
         )
     from .chains import read_chain
 
@@ -345,9 +468,35 @@ def run_sequential(
     seed: int,
     threads: int = 1,
 ):
-    """One sequential stage: flow prior of the previous stage times the last dataset."""
+    """One sequential stage: flow prior of the previous stage times the last dataset.
+
+    Parameters
+    ----------
+    stage : str
+        Stage id (:func:`flowprior.plan.stage_id`) of at least two datasets.
+    sampler : str
+        Registered sampler; the job runs with ``derive_seed(seed, "sequential", stage,
+        sampler)``.
+    datasets : mapping
+        The analysis' dataset entries by name.
+    prior_model : path
+        Flow of the previous stage's posterior (the prior).
+    likelihood_flow : path or None
+        Flow of the last dataset when it is a chain dataset.
+    settings : mapping
+        The sampler's settings section.
+    seed : int
+        The analysis seed.
+    threads : int
+
+    Returns
+    -------
+    SamplerRun
+        ``info`` also records ``stage``, ``prior_model``, ``prior_sha256``, the
+        ``flow_correction`` (when every earlier dataset has a likelihood, see
+        :func:`flow_correction`) and an ``evidence_note`` for a chain dataset.
+    """
     from .priors import FlowPrior
-    from .samplers import EmceeSettings, PocoMCSettings, run_emcee, run_pocomc
 
     names = parse_stage(stage)
     last = names[-1]
@@ -356,23 +505,15 @@ def run_sequential(
     loglike = dataset_likelihood(
         last, datasets[last], dim=prior.dim, flow_model=likelihood_flow
     )
-    if sampler == "pocomc":
-        run = run_pocomc(
-            prior=prior,
-            loglike=loglike,
-            settings=PocoMCSettings.from_dict(dict(settings), source="pocomc"),
-            seed=job_seed,
-            threads=threads,
-        )
-    elif sampler == "emcee":
-        run = run_emcee(
-            prior=prior,
-            loglike=loglike,
-            settings=EmceeSettings.from_dict(dict(settings), source="emcee"),
-            seed=job_seed,
-        )
-    else:
-        raise InputError(f"samplers: {sampler}: unknown sampler (pocomc, emcee)")
+    run = run_sampler(
+        sampler,
+        prior=prior,
+        loglike=loglike,
+        settings=settings,
+        seed=job_seed,
+        threads=threads,
+        where=f"sequential: {stage}",
+    )
     run.info["stage"] = stage
     run.info["prior_model"] = str(prior_model)
     run.info["prior_sha256"] = prior.manifest.get("files", {}).get("weights.safetensors")
@@ -382,7 +523,8 @@ def run_sequential(
         run.info["flow_correction"] = flow_correction(run.chain, previous=factors)
     if likelihood_flow is not None:
         run.info["evidence_note"] = (
-            f"{last} is a chain dataset: log_evidence is log Z_({stage}) - log Z_(prev) - log Z_{last}"
+            f"{last} is a chain dataset: log_evidence is "
+            f"log Z_({stage}) - log Z_(prev) - log Z_{last}"
         )
     return run
 
@@ -414,8 +556,6 @@ def flow_correction(
     previous : sequence of callables
         Log-likelihoods of the earlier datasets, ``(n, d) -> (n,)``.
     """
-    from .chains import kish_ess
-
     keep = chain.weights > 0
     x = chain.samples[keep]
     w = chain.weights[keep] / chain.weights[keep].sum()
@@ -444,23 +584,47 @@ def run_joint(
     stage: str,
     datasets: Mapping[str, Mapping[str, Any]],
     params,
-    pocomc: Mapping[str, Any],
+    sampler: str,
+    settings: Mapping[str, Any] | None,
     seed: int,
     threads: int = 1,
 ):
-    """Joint reference: pocoMC on the product of the stage's likelihoods under the box prior."""
+    """Joint reference: a sampler on the product of the stage's likelihoods under the box prior.
+
+    Parameters
+    ----------
+    stage : str
+        Joint id (:func:`flowprior.plan.joint_id`); the job runs with
+        ``derive_seed(seed, "joint", stage)``.
+    datasets : mapping
+        The analysis' dataset entries by name (each of the stage's datasets has a likelihood).
+    params : ParameterSpace
+    sampler : str
+        Registered sampler (the analysis' ``joint_sampler``).
+    settings : mapping or None
+        That sampler's settings section.
+    seed : int
+        The analysis seed.
+    threads : int
+
+    Returns
+    -------
+    SamplerRun
+        With ``info["stage"]``.
+    """
     from .priors import BoxPrior
-    from .samplers import PocoMCSettings, run_pocomc
 
     names = parse_stage(stage)
     factors = [dataset_likelihood(n, datasets[n], dim=params.dim) for n in names]
     job_seed = derive_seed(seed, "joint", stage)
-    run = run_pocomc(
+    run = run_sampler(
+        sampler,
         prior=BoxPrior(params, seed=job_seed),
         loglike=ProductLikelihood(factors),
-        settings=PocoMCSettings.from_dict(dict(pocomc), source="pocomc"),
+        settings=settings,
         seed=job_seed,
         threads=threads,
+        where=f"joint: {stage}",
     )
     run.info["stage"] = stage
     return run

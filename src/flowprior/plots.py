@@ -31,6 +31,7 @@ import numpy as np
 from flowprior._atomic import atomic_output_path
 from flowprior.errors import InputError
 from flowprior.params import ParameterSpace
+from flowprior.stats import weighted_quantile
 
 __all__ = [
     "CONTOUR_LEVELS",
@@ -179,15 +180,6 @@ def _samples_and_weights(
     return samples, weights / weights.sum()
 
 
-def _weighted_quantile(x: np.ndarray, w: np.ndarray, q: Sequence[float]) -> np.ndarray:
-    """Quantiles of the weighted sample (zero-weight samples ignored)."""
-    keep = w > 0
-    x, w = x[keep], w[keep]
-    order = np.argsort(x)
-    cdf = np.cumsum(w[order])
-    return np.interp(np.asarray(q) * cdf[-1], cdf, x[order])
-
-
 def _plot_ranges(
     sets: Sequence[tuple[np.ndarray, np.ndarray]],
     params: ParameterSpace,
@@ -202,7 +194,7 @@ def _plot_ranges(
         box_lo, box_hi = float(params.lower[j]), float(params.upper[j])
         lo, hi = np.inf, -np.inf
         for x, w in sets:
-            qlo, qhi = _weighted_quantile(x[:, j], w, quantiles)
+            qlo, qhi = weighted_quantile(x[:, j], quantiles, w)
             lo, hi = min(lo, float(qlo)), max(hi, float(qhi))
         width = pad * (hi - lo) if hi > lo else 0.05 * (box_hi - box_lo)
         lo, hi = max(box_lo, lo - width), min(box_hi, hi + width)
@@ -496,7 +488,7 @@ def _set_bins(
     common range (a narrow joint posterior inside a wide stage-1 range keeps smooth contours)."""
     out = []
     for j, (lo, hi) in enumerate(ranges):
-        qlo, qhi = _weighted_quantile(x[:, j], w, (0.001, 0.999))
+        qlo, qhi = weighted_quantile(x[:, j], (0.001, 0.999), w)
         own = max(float(qhi - qlo), 1e-12 * (hi - lo))
         out.append(int(np.clip(round(bins * (hi - lo) / (1.2 * own)), bins, 4 * bins)))
     return out

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import metrics
 from .chains import Chain
+from .diagnostics import c2st, moment_scores, sliced_wasserstein
 from .errors import InputError
+from .stats import kish_ess
 from .train import TrainConfig, train_flow
 
 __all__ = [
@@ -152,7 +153,7 @@ def score_configuration(
 
     xs, ws = sub(x, w, sw_max_n)
     ys, _ = sub(y, np.ones(len(y)), sw_max_n)
-    scores = metrics.moment_scores(x, y, wa=w, names=names, n_boot=n_boot, seed=seed)
+    scores = moment_scores(x, y, wa=w, names=names, n_boot=n_boot, seed=seed)
     cfg = train_config
     row: dict[str, Any] = {
         "loss": cfg.loss,
@@ -165,15 +166,15 @@ def score_configuration(
         "held_out_nll": float(-np.sum(w * log_q)),
         "exact_kl": float("nan"),
         "max_moment_score": float(scores["score"].max()),
-        "c2st": float(metrics.c2st(x, y, w_p=w, seed=seed, max_n=c2st_max_n)),
-        "sliced_wasserstein": float(metrics.sliced_wasserstein(xs, ys, wa=ws, seed=seed)),
+        "c2st": float(c2st(x, y, w_p=w, seed=seed, max_n=c2st_max_n)),
+        "sliced_wasserstein": float(sliced_wasserstein(xs, ys, wa=ws, seed=seed)),
         "train_seconds": float(result.metrics["train_seconds"]),
         "steps": int(result.metrics["steps"]),
         "best_step": int(result.metrics["best_step"]),
         "stop_reason": str(result.metrics["stop_reason"]),
         "n_train": int(train_chain.n),
         "n_held_out": int(held.n),
-        "ess_held_out": float(metrics.kish_ess(held.weights)),
+        "ess_held_out": float(kish_ess(held.weights)),
     }
     if exact is not None:
         log_p = np.asarray(exact.log_prob(x), dtype=np.float64)

@@ -23,6 +23,7 @@ import copy
 import dataclasses
 import logging
 import math
+import textwrap
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,9 +38,18 @@ from tqdm.auto import tqdm
 from .chains import Chain
 from .errors import InputError
 from .flows import FLOW_KINDS, BoundedFlow, build_flow
-from .metrics import weighted_mean_sd
+from .stats import kish_ess, weighted_mean_sd
 
-__all__ = ["LOSSES", "TrainConfig", "TrainResult", "loss_value", "train_flow"]
+__all__ = [
+    "DEVICES",
+    "DTYPES",
+    "LOSSES",
+    "WHITENINGS",
+    "TrainConfig",
+    "TrainResult",
+    "loss_value",
+    "train_flow",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,81 +57,103 @@ LOSSES = ("nll", "kl", "jeffreys")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: Chunk size for full-set evaluations (validation NLL).
 _EVAL_CHUNK = 65536
+#: Allowed values of the other string fields of :class:`TrainConfig`.
+DEVICES = ("cpu", "cuda")
+DTYPES = tuple(_DTYPES)
+WHITENINGS = ("diagonal", "full")
+
+
+def _knob(
+    default: Any, help: str, *, choices: tuple[str, ...] | None = None, cli: str | None = None
+) -> Any:
+    """A :class:`TrainConfig` field whose metadata documents it once, for every reader.
+
+    Parameters
+    ----------
+    default : Any
+        The library default (the one source: schema, config and docs are tested against it).
+    help : str
+        One-paragraph description: the ``Attributes`` entry of the class docstring and the
+        ``--help`` text of ``flowprior train``.
+    choices : tuple of str, optional
+        Allowed values (checked by ``__post_init__``, offered as CLI choices).
+    cli : str, optional
+        Command-line option when it is not ``--<name-with-dashes>``.
+    """
+    meta = {"help": help, "choices": choices, "cli": cli}
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
     """Every knob of :func:`train_flow`; serialised into the model manifest.
 
-    Attributes
-    ----------
-    kind : {"nsf", "maf", "realnvp"}
-        Flow architecture (see :func:`flowprior.flows.build_flow`).
-    transforms : int
-        Number of flow transformations.
-    hidden : tuple of int
-        Hidden-layer widths of each conditioner network.
-    bins : int
-        Spline bins (``nsf`` only).
-    loss : {"nll", "kl", "jeffreys"}
-        Training loss; ``kl`` and ``jeffreys`` need the chain's log-posterior.
-    batch_size : int
-        Samples per optimisation step (drawn uniformly; the loss is weight-averaged).
-    lr : float
-        Initial Adam learning rate; halved whenever the validation NLL has not improved by
-        1e-4 nats for ``patience / 4`` steps (down to ``lr * 1e-3``).
-    max_steps : int
-        Hard cap on optimisation steps.
-    max_time : float
-        Hard cap on training wall time in seconds.
-    patience : int
-        Stop after this many steps without a better validation NLL.
-    eval_every : int
-        Steps between validation evaluations (and history rows).
-    validation_fraction : float
-        Fraction of samples held out for validation (split first, by sample, with the seed).
-    seed : int
-        Drives the split, the initialisation and the batches.
-    threads : int
-        torch intra-op threads during training (restored afterwards).
-    device : {"cpu", "cuda"}
-        Where to train; the CPU path is the tested one.
-    dtype : {"float32", "float64"}
-        Dtype of the trainable core (the fixed maps and the interface are always float64).
-    whiten : {"diagonal", "full"}
-        Fixed affine map of the logit coordinates before the flow (default ``diagonal``):
-        ``full`` whitens with the
-        Cholesky factor of the weighted training covariance (the flow then learns only what
-        is not a linear correlation: on the 6-D SEMF posteriors, correlations up to 0.993),
-        ``diagonal`` standardises each coordinate.
-    progress : bool
-        Show a tqdm progress bar.
+    Each field's default and description live in its definition (``field.metadata["help"]``,
+    ``["choices"]``); the ``Attributes`` section below, the options of ``flowprior train``
+    and the checks of the config schema and docs are derived from or tested against them.
     """
 
-    kind: str = "nsf"
-    transforms: int = 3
-    hidden: tuple[int, ...] = (64, 64)
-    bins: int = 8
-    loss: str = "nll"
-    batch_size: int = 512
-    lr: float = 1e-3
-    max_steps: int = 5000
-    max_time: float = 600.0
-    patience: int = 1000
-    eval_every: int = 100
-    validation_fraction: float = 0.2
-    seed: int = 1
-    threads: int = 1
-    device: str = "cpu"
-    dtype: str = "float32"
-    whiten: str = "diagonal"
-    progress: bool = True
+    kind: str = _knob(
+        "nsf",
+        "Flow architecture: nsf (neural spline flow), maf (masked autoregressive flow) or "
+        "realnvp (affine coupling flow); see flowprior.flows.build_flow.",
+        choices=FLOW_KINDS,
+        cli="--flow",
+    )
+    transforms: int = _knob(3, "Number of flow transformations.")
+    hidden: tuple[int, ...] = _knob(
+        (64, 64), "Hidden-layer widths of each conditioner network (CLI: N or N,N,...; N means N,N)."
+    )
+    bins: int = _knob(8, "Spline bins (nsf only).")
+    loss: str = _knob(
+        "nll",
+        "Training loss: nll (samples only), kl or jeffreys (both need the chain's "
+        "log-posterior).",
+        choices=LOSSES,
+    )
+    batch_size: int = _knob(
+        512, "Samples per optimisation step (drawn uniformly; the loss is weight-averaged)."
+    )
+    lr: float = _knob(
+        1e-3,
+        "Initial Adam learning rate; halved whenever the validation NLL has not improved by "
+        "1e-4 nats for patience/4 steps (down to lr * 1e-3).",
+    )
+    max_steps: int = _knob(5000, "Hard cap on optimisation steps.")
+    max_time: float = _knob(600.0, "Hard cap on training wall time, seconds.")
+    patience: int = _knob(1000, "Stop after this many steps without a better validation NLL.")
+    eval_every: int = _knob(100, "Steps between validation evaluations (and history rows).")
+    validation_fraction: float = _knob(
+        0.2, "Fraction of samples held out for validation (split first, by sample, with the seed)."
+    )
+    seed: int = _knob(1, "Drives the split, the initialisation and the batches.")
+    threads: int = _knob(1, "torch intra-op threads during training (restored afterwards).")
+    device: str = _knob("cpu", "Where to train; the CPU path is the tested one.", choices=DEVICES)
+    dtype: str = _knob(
+        "float32",
+        "Dtype of the trainable core (the fixed maps and the interface are always float64).",
+        choices=DTYPES,
+    )
+    whiten: str = _knob(
+        "diagonal",
+        "Fixed affine map of the logit coordinates before the flow: diagonal standardises each "
+        "coordinate; full whitens with the Cholesky factor of the weighted training covariance "
+        "(the flow then learns only what is not a linear correlation: on the 6-D SEMF "
+        "posteriors, correlations up to 0.993).",
+        choices=WHITENINGS,
+    )
+    progress: bool = _knob(True, "Show a tqdm progress bar.", cli="--quiet")
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
         checks = [
-            (self.kind in FLOW_KINDS, f"kind must be one of {FLOW_KINDS}"),
-            (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
+            (
+                getattr(self, f.name) in f.metadata["choices"],
+                f"{f.name} must be one of {f.metadata['choices']}, not {getattr(self, f.name)!r}",
+            )
+            for f in dataclasses.fields(self)
+            if f.metadata["choices"]
+        ] + [
             (self.transforms >= 1, "transforms must be >= 1"),
             (len(self.hidden) > 0 and min(self.hidden) >= 1, "hidden widths must be >= 1"),
             (self.bins >= 2, "bins must be >= 2"),
@@ -133,9 +165,6 @@ class TrainConfig:
             (self.eval_every >= 1, "eval_every must be >= 1"),
             (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
             (self.threads >= 1, "threads must be >= 1"),
-            (self.device in ("cpu", "cuda"), "device must be 'cpu' or 'cuda'"),
-            (self.dtype in _DTYPES, f"dtype must be one of {tuple(_DTYPES)}"),
-            (self.whiten in ("full", "diagonal"), "whiten must be 'full' or 'diagonal'"),
         ]
         for ok, message in checks:
             if not ok:
@@ -166,6 +195,20 @@ class TrainConfig:
             "hidden": list(self.hidden),
             "bins": self.bins,
         }
+
+
+def _attributes_section(cls: type) -> str:
+    """The NumPy ``Attributes`` docstring section rendered from the fields' metadata."""
+    lines = ["", "    Attributes", "    ----------"]
+    for f in dataclasses.fields(cls):
+        choices = f.metadata["choices"]
+        kind = "{" + ", ".join(f'"{c}"' for c in choices) + "}" if choices else str(f.type)
+        lines.append(f"    {f.name} : {kind}, default {f.default!r}")
+        lines += textwrap.wrap(f.metadata["help"], 96, initial_indent=" " * 8, subsequent_indent=" " * 8)
+    return "\n".join(lines) + "\n"
+
+
+TrainConfig.__doc__ = (TrainConfig.__doc__ or "") + _attributes_section(TrainConfig)
 
 
 @dataclass
@@ -327,8 +370,8 @@ def train_flow(chain: Chain, config: TrainConfig) -> TrainResult:
         {
             "n_train": int(train_idx.size),
             "n_validation": int(val_idx.size),
-            "ess_train": _ess(w_all[train_idx]),
-            "ess_validation": _ess(w_all[val_idx]),
+            "ess_train": kish_ess(w_all[train_idx]),
+            "ess_validation": kish_ess(w_all[val_idx]),
         }
     )
     log.info(
@@ -342,10 +385,6 @@ def train_flow(chain: Chain, config: TrainConfig) -> TrainResult:
     )
     split = {"train": train_idx, "validation": val_idx}
     return TrainResult(flow, chain, cfg, history, metrics, split)
-
-
-def _ess(w: np.ndarray) -> float:
-    return float(w.sum() ** 2 / np.sum(w**2))
 
 
 def _init_flow(

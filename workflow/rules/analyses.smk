@@ -1,47 +1,25 @@
 rule stage1:
-    """Stage-1 posterior of one dataset: pocoMC under the uniform box prior (likelihood
-    plug-ins), or the dataset's own chain, converted and validated (chain datasets)."""
+    """Stage-1 posterior of one dataset: the analysis' stage-1 sampler under the uniform box
+    prior (likelihood plug-ins), or the dataset's own chain, converted and validated (chain
+    datasets)."""
     input:
         unpack(stage1_input),
     output:
-        samples="results/{analysis}/stage1/{dataset}/samples.parquet",
-        run="results/{analysis}/stage1/{dataset}/run.json",
+        **LAYOUT.run_files(LAYOUT.stage1("{analysis}", "{dataset}")),
     log:
-        "logs/{analysis}/stage1/{dataset}.log",
+        LAYOUT.log("{analysis}", "stage1", "{dataset}"),
     benchmark:
-        "results/benchmarks/{analysis}/stage1/{dataset}.tsv"
+        LAYOUT.benchmark("{analysis}", "stage1", "{dataset}")
     conda:
         "../../envs/flowprior.yaml"
-    threads: analysis_threads
+    threads: analysis("threads")
     params:
-        dataset=lambda wc: dataset_cfg(wc.analysis, wc.dataset),
-        pocomc=lambda wc: analysis_cfg(wc.analysis)["pocomc"],
-        seed=lambda wc: analysis_seed(wc.analysis),
+        dataset=lambda wc: plan(wc).datasets[wc.dataset],
+        sampler=analysis("stage1_sampler"),
+        settings=lambda wc: plan(wc).sampler_settings(plan(wc).stage1_sampler),
+        seed=analysis("seed"),
     script:
         "../../scripts/stage1.py"
-
-
-rule train_stage_flow:
-    """Flow prior of one stage of an analysis, trained on that stage's posterior."""
-    input:
-        chain=stage_samples,
-        parameters=lambda wc: analysis_cfg(wc.analysis)["parameters"],
-        selection=stage_flow_selection,
-    output:
-        model=directory("results/{analysis}/flows/{stage}/model"),
-        validation="results/{analysis}/flows/{stage}/validation.json",
-    log:
-        "logs/{analysis}/flows/{stage}.log",
-    benchmark:
-        "results/benchmarks/{analysis}/flows/{stage}.tsv"
-    conda:
-        "../../envs/flowprior.yaml"
-    threads: analysis_flow_threads
-    params:
-        flow=stage_flow_settings,
-        seed=lambda wc: analysis_seed(wc.analysis),
-    script:
-        "../../scripts/train_flow.py"
 
 
 rule sequential:
@@ -49,42 +27,42 @@ rule sequential:
     input:
         unpack(sequential_input),
     output:
-        samples="results/{analysis}/sequential/{stage}/{sampler}/samples.parquet",
-        run="results/{analysis}/sequential/{stage}/{sampler}/run.json",
+        **LAYOUT.run_files(LAYOUT.sequential("{analysis}", "{stage}", "{sampler}")),
     log:
-        "logs/{analysis}/sequential/{stage}/{sampler}.log",
+        LAYOUT.log("{analysis}", "sequential", "{stage}", "{sampler}"),
     benchmark:
-        "results/benchmarks/{analysis}/sequential/{stage}/{sampler}.tsv"
+        LAYOUT.benchmark("{analysis}", "sequential", "{stage}", "{sampler}")
     conda:
         "../../envs/flowprior.yaml"
-    threads: analysis_threads
+    threads: analysis("threads")
     params:
-        dataset=lambda wc: wc.stage.split("__")[-1],
-        datasets=lambda wc: analysis_cfg(wc.analysis)["datasets"],
-        settings=lambda wc: analysis_cfg(wc.analysis)[wc.sampler],
-        seed=lambda wc: analysis_seed(wc.analysis),
+        dataset=lambda wc: parse_stage(wc.stage)[-1],
+        datasets=analysis("datasets"),
+        settings=lambda wc: plan(wc).sampler_settings(wc.sampler),
+        seed=analysis("seed"),
     script:
         "../../scripts/sequential.py"
 
 
 rule joint:
-    """Joint reference: pocoMC on the product of the likelihoods under the box prior."""
+    """Joint reference: the analysis' joint sampler on the product of the likelihoods under
+    the box prior."""
     input:
         unpack(joint_input),
     output:
-        samples="results/{analysis}/joint/{stage}/samples.parquet",
-        run="results/{analysis}/joint/{stage}/run.json",
+        **LAYOUT.run_files(LAYOUT.joint("{analysis}", "{stage}")),
     log:
-        "logs/{analysis}/joint/{stage}.log",
+        LAYOUT.log("{analysis}", "joint", "{stage}"),
     benchmark:
-        "results/benchmarks/{analysis}/joint/{stage}.tsv"
+        LAYOUT.benchmark("{analysis}", "joint", "{stage}")
     conda:
         "../../envs/flowprior.yaml"
-    threads: analysis_threads
+    threads: analysis("threads")
     params:
-        datasets=lambda wc: analysis_cfg(wc.analysis)["datasets"],
-        pocomc=lambda wc: analysis_cfg(wc.analysis)["pocomc"],
-        seed=lambda wc: analysis_seed(wc.analysis),
+        datasets=analysis("datasets"),
+        sampler=analysis("joint_sampler"),
+        settings=lambda wc: plan(wc).sampler_settings(plan(wc).joint_sampler),
+        seed=analysis("seed"),
     script:
         "../../scripts/joint.py"
 
@@ -93,42 +71,23 @@ rule summarise_analysis:
     """Every artifact, run record and diagnostic of an analysis in one JSON file (evidence
     bookkeeping, sequential-versus-joint comparison, verdicts), and its tables."""
     input:
-        summary_input,
-        lambda wc: expand(
-            "results/{{analysis}}/flows/{stage}/fidelity.json",
-            stage=analysis_plan(wc.analysis)["flows"],
-        ),
-        lambda wc: expand(
-            rules.diagnose_sequence.output.diagnostics,
-            stage=sequence_ids(wc.analysis),
-            allow_missing=True,
-        ),
-        lambda wc: list(analysis_benchmarks(wc.analysis).values()),
-        parameters=lambda wc: analysis_cfg(wc.analysis)["parameters"],
+        lambda wc: plan(wc).output_files(),
+        lambda wc: list(plan(wc).benchmarks().values()),
+        parameters=analysis("parameters"),
     output:
-        summary="results/{analysis}/summary.json",
-        verdicts="results/{analysis}/tables/verdicts.csv",
-        flow_fidelity="results/{analysis}/tables/flow_fidelity.csv",
-        agreement="results/{analysis}/tables/agreement.csv",
-        tension="results/{analysis}/tables/tension.csv",
-        evidence="results/{analysis}/tables/evidence.csv",
-        cost="results/{analysis}/tables/cost.csv",
-        markdown="results/{analysis}/tables/tables.md",
+        **LAYOUT.tables("{analysis}"),
+        summary=LAYOUT.summary("{analysis}"),
     log:
-        "logs/{analysis}/summary.log",
+        LAYOUT.log("{analysis}", "summary"),
     benchmark:
-        "results/benchmarks/{analysis}/summary.tsv"
+        LAYOUT.benchmark("{analysis}", "summary")
     conda:
         "../../envs/flowprior.yaml"
     params:
-        outputs=lambda wc: analysis_outputs(wc.analysis),
-        sequences=lambda wc: analysis_cfg(wc.analysis)["sequences"],
-        datasets=lambda wc: list(analysis_cfg(wc.analysis)["datasets"]),
-        diagnostics=lambda wc: {
-            s: f"results/{wc.analysis}/diagnostics/{s}.json"
-            for s in sequence_ids(wc.analysis)
-        },
-        benchmarks=lambda wc: analysis_benchmarks(wc.analysis),
+        files=lambda wc: plan(wc).summary_inputs(),
+        sequences=analysis("sequences"),
+        datasets=analysis("dataset_order"),
+        benchmarks=lambda wc: plan(wc).benchmarks(),
     script:
         "../../scripts/summarise_analysis.py"
 
@@ -137,17 +96,17 @@ rule study_summary:
     """results/summary.md: every analysis' verdicts first, then its tables and figure links."""
     input:
         summaries=expand(rules.summarise_analysis.output.summary, analysis=ANALYSES),
-        flows=[rules.summarise_flows.output.table] if POSTERIORS else [],
+        flows=[rules.summarise_flows.output.table] if FLOWS else [],
     output:
         markdown=report(
-            "results/summary.md", caption="../report/summary.rst", category="Summary"
+            LAYOUT.study_summary, caption="../report/summary.rst", category="Summary"
         ),
     log:
-        "logs/study_summary.log",
+        LAYOUT.log("study_summary"),
     conda:
         "../../envs/flowprior.yaml"
     params:
-        tables={a: f"results/{a}/tables/tables.md" for a in ANALYSES},
-        figures={a: analysis_figures(a) for a in ANALYSES},
+        tables={a: LAYOUT.tables(a)["markdown"] for a in ANALYSES},
+        figures={a: PLANS[a].figures() for a in ANALYSES},
     script:
         "../../scripts/study_summary.py"

@@ -6,14 +6,14 @@ rule plot_flow:
         flow=rules.sample_flow.output.samples,
     output:
         figure=report(
-            "results/figures/flow_{posterior}.png",
+            LAYOUT.posterior_figure("{posterior}"),
             caption="../report/flow.rst",
             category="Flow priors",
         ),
     log:
-        "logs/plot_flow/{posterior}.log",
+        LAYOUT.log("plot_flow", "{posterior}"),
     benchmark:
-        "results/benchmarks/plot_flow/{posterior}.tsv"
+        LAYOUT.benchmark("plot_flow", "{posterior}")
     conda:
         "../../envs/plots.yaml"
     params:
@@ -25,26 +25,26 @@ rule plot_flow:
 rule plot_stage_flow:
     """Corner plot of a flow prior of an analysis over the chain it learned."""
     input:
-        model="results/{analysis}/flows/{stage}/model",
-        chain=stage_samples,
-        parameters=lambda wc: analysis_cfg(wc.analysis)["parameters"],
+        model=rules.train_stage_flow.output.model,
+        chain=stage_flow_chain,
+        parameters=analysis("parameters"),
     output:
         figure=report(
-            "results/{analysis}/figures/flow_{stage}.png",
+            LAYOUT.figure("{analysis}", "flow_{stage}"),
             caption="../report/stage_flow.rst",
             category="{analysis}",
             subcategory="Flow priors",
         ),
     log:
-        "logs/{analysis}/figures/flow_{stage}.log",
+        LAYOUT.log("{analysis}", "figures", "flow_{stage}"),
     benchmark:
-        "results/benchmarks/{analysis}/figures/flow_{stage}.tsv"
+        LAYOUT.benchmark("{analysis}", "figures", "flow_{stage}")
     conda:
         "../../envs/plots.yaml"
     params:
         levels=config["figures"]["levels"],
         n_samples=config["figures"]["n_samples"],
-        seed=lambda wc: analysis_seed(wc.analysis),
+        seed=analysis("seed"),
     script:
         "../../scripts/plot_analysis.py"
 
@@ -52,17 +52,17 @@ rule plot_stage_flow:
 rule plot_training:
     """Training and validation loss of a flow prior of an analysis."""
     input:
-        model="results/{analysis}/flows/{stage}/model",
-        parameters=lambda wc: analysis_cfg(wc.analysis)["parameters"],
+        history=rules.train_stage_flow.output.history,
+        parameters=analysis("parameters"),
     output:
         figure=report(
-            "results/{analysis}/figures/training_{stage}.png",
+            LAYOUT.figure("{analysis}", "training_{stage}"),
             caption="../report/training.rst",
             category="{analysis}",
             subcategory="Training curves",
         ),
     log:
-        "logs/{analysis}/figures/training_{stage}.log",
+        LAYOUT.log("{analysis}", "figures", "training_{stage}"),
     conda:
         "../../envs/plots.yaml"
     script:
@@ -74,19 +74,19 @@ rule plot_sequential:
     input:
         joint=joint_samples,
         before=before_samples,
-        sequential="results/{analysis}/sequential/{stage}/{sampler}/samples.parquet",
-        parameters=lambda wc: analysis_cfg(wc.analysis)["parameters"],
+        sequential=rules.sequential.output.samples,
+        parameters=analysis("parameters"),
     output:
         figure=report(
-            "results/{analysis}/figures/sequential_{stage}_{sampler}.png",
+            LAYOUT.figure("{analysis}", "sequential_{stage}_{sampler}"),
             caption="../report/sequential.rst",
             category="{analysis}",
             subcategory="Sequential vs joint",
         ),
     log:
-        "logs/{analysis}/figures/sequential_{stage}_{sampler}.log",
+        LAYOUT.log("{analysis}", "figures", "sequential_{stage}_{sampler}"),
     benchmark:
-        "results/benchmarks/{analysis}/figures/sequential_{stage}_{sampler}.tsv"
+        LAYOUT.benchmark("{analysis}", "figures", "sequential_{stage}_{sampler}")
     conda:
         "../../envs/plots.yaml"
     params:
@@ -98,20 +98,20 @@ rule plot_sequential:
 rule plot_agreement:
     """Dot chart of the sequential-vs-joint mean shifts of every sequence and sampler."""
     input:
-        summary="results/{analysis}/summary.json",
-        parameters=lambda wc: analysis_cfg(wc.analysis)["parameters"],
+        summary=rules.summarise_analysis.output.summary,
+        parameters=analysis("parameters"),
     output:
         figure=report(
-            "results/{analysis}/figures/agreement.png",
+            LAYOUT.figure("{analysis}", "agreement"),
             caption="../report/agreement.rst",
             category="{analysis}",
             subcategory="Agreement",
         ),
     log:
-        "logs/{analysis}/figures/agreement.log",
+        LAYOUT.log("{analysis}", "figures", "agreement"),
     conda:
         "../../envs/plots.yaml"
     params:
-        threshold=lambda wc: analysis_diagnostics(wc.analysis)["mean_shift"],
+        threshold=lambda wc: plan(wc).threshold("mean_shift"),
     script:
         "../../scripts/plot_analysis.py"

@@ -5,15 +5,14 @@ rule prepare_posterior:
     prior box and converted.
     """
     input:
-        chain=chain_input,
-        parameters=parameters_input,
+        chain=posterior_file("chain"),
+        parameters=posterior_file("parameters"),
     output:
-        chain="results/posteriors/{posterior}/chain.parquet",
-        parameters="results/posteriors/{posterior}/parameters.yaml",
+        **LAYOUT.posterior("{posterior}"),
     log:
-        "logs/prepare_posterior/{posterior}.log",
+        LAYOUT.log("prepare_posterior", "{posterior}"),
     benchmark:
-        "results/benchmarks/prepare_posterior/{posterior}.tsv"
+        LAYOUT.benchmark("prepare_posterior", "{posterior}")
     conda:
         "../../envs/flowprior.yaml"
     params:

@@ -4,23 +4,23 @@ rule score_configuration:
     input:
         unpack(study_job_input),
     output:
-        score=f"{STUDY_DIR}/jobs/{{target}}/{STUDY_SPACE.wildcard_pattern}/score.json",
+        score=f"{LAYOUT.study_job('{target}', STUDY_SPACE.wildcard_pattern)}/score.json",
     log:
-        f"logs/training_study/{{target}}/{STUDY_SPACE.wildcard_pattern}.log",
+        LAYOUT.log("training_study", "{target}", STUDY_SPACE.wildcard_pattern),
     benchmark:
-        f"results/benchmarks/training_study/{{target}}/{STUDY_SPACE.wildcard_pattern}.tsv"
+        LAYOUT.benchmark("training_study", "{target}", STUDY_SPACE.wildcard_pattern)
     conda:
         "../../envs/flowprior.yaml"
     threads: 1
     params:
         problem=study_problem,
         settings=study_settings,
-        n_samples=STUDY["n_samples"],
-        n_held_out=STUDY["n_held_out"],
-        held_out_fraction=STUDY["held_out_fraction"],
-        n_flow_samples=STUDY["n_flow_samples"],
-        n_boot=STUDY["n_boot"],
-        c2st_max_n=STUDY["c2st_max_n"],
+        n_samples=STUDY.study["n_samples"],
+        n_held_out=STUDY.study["n_held_out"],
+        held_out_fraction=STUDY.study["held_out_fraction"],
+        n_flow_samples=STUDY.study["n_flow_samples"],
+        n_boot=STUDY.study["n_boot"],
+        c2st_max_n=STUDY.study["c2st_max_n"],
         seed=config["seed"],
     script:
         "../../scripts/score_configuration.py"
@@ -30,21 +30,21 @@ rule summarise_training_study:
     """scores.csv (one row per job), the ranking per target, the loss comparison and the
     selection (winner per target and overall) of the training-strategy study."""
     input:
-        scores=study_jobs("score.json"),
+        scores=study_scores(),
     output:
-        scores=f"{STUDY_DIR}/scores.csv",
-        ranking=f"{STUDY_DIR}/ranking.md",
-        losses=f"{STUDY_DIR}/loss_comparison.csv",
-        losses_md=f"{STUDY_DIR}/loss_comparison.md",
-        selection=f"{STUDY_DIR}/selection.json",
+        scores=f"{LAYOUT.study}/scores.csv",
+        ranking=f"{LAYOUT.study}/ranking.md",
+        losses=f"{LAYOUT.study}/loss_comparison.csv",
+        losses_md=f"{LAYOUT.study}/loss_comparison.md",
+        selection=STUDY.selection,
     log:
-        "logs/training_study/summary.log",
+        LAYOUT.log("training_study", "summary"),
     benchmark:
-        "results/benchmarks/training_study/summary.tsv"
+        LAYOUT.benchmark("training_study", "summary")
     conda:
         "../../envs/flowprior.yaml"
     params:
-        metric=STUDY["metric"],
+        metric=STUDY.study["metric"],
     script:
         "../../scripts/summarise_training_study.py"
 
@@ -55,15 +55,15 @@ rule plot_training_study:
         scores=rules.summarise_training_study.output.scores,
     output:
         figure=report(
-            f"{STUDY_DIR}/figures/score_vs_time.png",
+            f"{LAYOUT.study}/figures/score_vs_time.png",
             caption="../report/training_study.rst",
             category="Training study",
         ),
     log:
-        "logs/training_study/plot.log",
+        LAYOUT.log("training_study", "plot"),
     benchmark:
-        "results/benchmarks/training_study/plot.tsv"
+        LAYOUT.benchmark("training_study", "plot")
     conda:
-        "../../envs/flowprior.yaml"
+        "../../envs/plots.yaml"
     script:
         "../../scripts/plot_training_study.py"

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from .chains import Chain
-from .params import ParameterSpace
+from ..chains import Chain
+from ..params import ParameterSpace
 
 __all__ = ["PROBLEMS", "Problem", "get_problem"]
 

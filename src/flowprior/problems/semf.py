@@ -7,9 +7,13 @@ Three steps, each a public function:
    binding energies and writes them as a Parquet table plus a JSON provenance sidecar;
 2. :func:`load_nuclides` reads that table back, validates it and applies the quality cuts;
    :func:`split_nuclides` selects one part of a split (historical or regional);
-3. :func:`loglike` is the likelihood plug-in (``"flowprior.semf:loglike"``) of the SEMF with a
-   model-discrepancy scale ``sigma_th``; :func:`binding_energy` is the model and
+3. :func:`loglike` is the likelihood plug-in (``"flowprior.problems.semf:loglike"``) of the
+   SEMF with a model-discrepancy scale ``sigma_th``; :func:`binding_energy` is the model and
    :func:`fit_least_squares` the (profile) maximum-likelihood fit used to cross-check a sampler.
+
+Only step 1 needs ``mendeleev`` (the optional extra ``pip install 'flowprior[semf]'``, locked
+in ``requirements.lock``); it is imported inside :func:`extract_nuclides`, so this module, the
+likelihood and the fit work without it.
 
 The model
 ---------
@@ -83,9 +87,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from ._atomic import atomic_output_path, atomic_write_text
-from .errors import FlowpriorError, _input_error
+from .. import __version__
+from .._atomic import atomic_output_path, atomic_write_text
+from ..errors import FlowpriorError, _input_error
 
 __all__ = [
     "COLUMNS",
@@ -161,9 +165,10 @@ def _mendeleev_tables() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[
     try:
         from mendeleev import db as mdb
         from mendeleev.fetch import fetch_table
-    except ImportError as exc:  # pragma: no cover - mendeleev is a locked dependency
+    except ImportError as exc:  # pragma: no cover - mendeleev is in requirements.lock
         raise FlowpriorError(
-            f"extract_nuclides needs the package mendeleev ({exc}); install requirements.lock"
+            f"extract_nuclides needs the package mendeleev ({exc}): the optional extra of the "
+            "SEMF study, pip install 'flowprior[semf]' (or install requirements.lock)"
         ) from exc
     db_path = Path(mdb.get_package_dbpath())
     if not db_path.is_file():  # pragma: no cover - broken installation
@@ -827,7 +832,7 @@ def loglike(
     cut_year: float | None = None,
     cut_a: float | None = None,
 ) -> np.ndarray:
-    """Likelihood plug-in ``"flowprior.semf:loglike"``: the SEMF on measured binding energies.
+    """Likelihood plug-in ``"flowprior.problems.semf:loglike"``: the SEMF on measured data.
 
     Parameters
     ----------

@@ -2,14 +2,15 @@ r"""Built-in analysis problems with exact references: likelihood plug-ins and cl
 
 Three sequential-calibration problems, each a set of datasets whose likelihoods are plug-in
 functions (``f(theta, **kwargs)`` on ``(n, d)`` float64 parameters, returning ``(n,)``
-log-likelihoods) addressable from a config as ``"flowprior.analytic:<name>"``:
+log-likelihoods) addressable from a config as ``"flowprior.problems.analytic:<name>"``:
 
 - ``gaussian_linear``: datasets ``A``, ``B``, ``C``; kwargs ``dim=6``;
 - ``tension``: datasets ``A``, ``B``; kwargs ``dim=6``, ``offset=4.0`` (sigma);
 - ``bimodal``: datasets ``A``, ``B``; kwargs ``dim=3``;
 
-besides ``dataset`` itself, e.g. ``{likelihood: "flowprior.analytic:tension", kwargs:
-{dataset: B, offset: 4.0}}`` (:meth:`AnalysisProblem.likelihood_entry` writes such entries).
+besides ``dataset`` itself, e.g. ``{likelihood: "flowprior.problems.analytic:tension",
+kwargs: {dataset: B, offset: 4.0}}`` (:meth:`AnalysisProblem.likelihood_entry` writes such
+entries; :data:`SPEC_PREFIX` is the common prefix of the specs).
 
 Every log-likelihood is *fully normalised*: it is the log-density of fixed synthetic data given
 ``theta``, so every evidence is a well-defined number. :func:`get_analysis` returns the
@@ -111,11 +112,12 @@ import numpy as np
 from scipy import stats
 from scipy.special import erfc
 
-from .errors import _input_error
-from .params import ParameterSpace
+from ..errors import _input_error
+from ..params import ParameterSpace
 
 __all__ = [
     "ANALYSES",
+    "SPEC_PREFIX",
     "AnalysisProblem",
     "LinearGaussian",
     "bimodal",
@@ -133,7 +135,9 @@ _BOX_SIGMAS = 7.0
 #: Quadrature nodes for the bimodal theta1 references.
 _N_GRID = 2**18 + 1
 _BIMODAL_THETA1_BOX = (-10.0, 12.0)
-_PLUGIN_MODULE = "flowprior.analytic"
+_MODULE = "flowprior.problems.analytic"
+#: Prefix of the plug-in specs of the built-in analyses: ``SPEC_PREFIX + "tension"``.
+SPEC_PREFIX = f"{_MODULE}:"
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -382,7 +386,7 @@ class AnalysisProblem:
         The problem's keyword arguments (``dim``, and ``offset`` for tension), as the plug-in
         takes them.
     plugin : str
-        The plug-in spec, ``"flowprior.analytic:<name>"``.
+        The plug-in spec, ``"flowprior.problems.analytic:<name>"``.
     """
 
     def __init__(
@@ -397,7 +401,7 @@ class AnalysisProblem:
         self.name = name
         self.params = params
         self.kwargs = dict(kwargs)
-        self.plugin = f"{_PLUGIN_MODULE}:{name}"
+        self.plugin = f"{SPEC_PREFIX}{name}"
         self.datasets = tuple(gauss)
         self._gauss = dict(gauss)
         self._theta1 = dict(theta1) if theta1 is not None else None
@@ -595,7 +599,7 @@ def _gaussian_measurements(dim: int) -> dict[str, LinearGaussian]:
 def _gaussian_linear_problem(dim: int) -> AnalysisProblem:
     meas = _gaussian_measurements(dim)
     lo, hi = _gauss_box(meas)
-    space = _space(lo, hi, source=f"{_PLUGIN_MODULE}:gaussian_linear")
+    space = _space(lo, hi, source=f"{SPEC_PREFIX}gaussian_linear")
     return AnalysisProblem("gaussian_linear", params=space, kwargs={"dim": dim}, gauss=meas)
 
 
@@ -619,7 +623,7 @@ def _tension_problem(dim: int, offset: float) -> AnalysisProblem:
     )
     meas = {"A": base["A"], "B": shifted}
     lo, hi = _gauss_box(meas)
-    space = _space(lo, hi, source=f"{_PLUGIN_MODULE}:tension")
+    space = _space(lo, hi, source=f"{SPEC_PREFIX}tension")
     return AnalysisProblem(
         "tension", params=space, kwargs={"dim": dim, "offset": offset}, gauss=meas
     )
@@ -635,7 +639,7 @@ def _bimodal_problem(dim: int) -> AnalysisProblem:
     glo, ghi = _gauss_box(meas)
     lo = np.concatenate([[_BIMODAL_THETA1_BOX[0]], glo])
     hi = np.concatenate([[_BIMODAL_THETA1_BOX[1]], ghi])
-    space = _space(lo, hi, source=f"{_PLUGIN_MODULE}:bimodal")
+    space = _space(lo, hi, source=f"{SPEC_PREFIX}bimodal")
     theta1 = {
         "A": _Theta1Term("square", 4.0, 0.8),
         "B": _Theta1Term("linear", 1.0, 1.5),
@@ -659,7 +663,7 @@ def gaussian_linear(theta: np.ndarray, *, dataset: str, dim: int = 6) -> np.ndar
     ndarray (n,) float64
         ``log N(y_k; G_k theta, Sigma_k)`` (see the module docstring).
     """
-    src = f"{_PLUGIN_MODULE}:gaussian_linear"
+    src = f"{SPEC_PREFIX}gaussian_linear"
     return _gaussian_linear_problem(_check_dim(dim, source=src))._evaluate(dataset, theta)
 
 
@@ -678,7 +682,7 @@ def tension(theta: np.ndarray, *, dataset: str, dim: int = 6, offset: float = 4.
     -------
     ndarray (n,) float64
     """
-    src = f"{_PLUGIN_MODULE}:tension"
+    src = f"{SPEC_PREFIX}tension"
     problem = _tension_problem(_check_dim(dim, source=src), _check_offset(offset, source=src))
     return problem._evaluate(dataset, theta)
 
@@ -697,7 +701,7 @@ def bimodal(theta: np.ndarray, *, dataset: str, dim: int = 3) -> np.ndarray:
     ndarray (n,) float64
         A: ``log N(4; theta1^2, 0.8^2) + log L_A^G``; B: ``log N(1; theta1, 1.5^2) + log L_B^G``.
     """
-    src = f"{_PLUGIN_MODULE}:bimodal"
+    src = f"{SPEC_PREFIX}bimodal"
     return _bimodal_problem(_check_dim(dim, source=src))._evaluate(dataset, theta)
 
 
@@ -709,18 +713,18 @@ _PLUGINS: dict[str, Callable[..., np.ndarray]] = {
 
 
 def _get_gaussian_linear(*, dim: int = 6) -> AnalysisProblem:
-    return _gaussian_linear_problem(_check_dim(dim, source=f"{_PLUGIN_MODULE}:gaussian_linear"))
+    return _gaussian_linear_problem(_check_dim(dim, source=f"{SPEC_PREFIX}gaussian_linear"))
 
 
 def _get_tension(*, dim: int = 6, offset: float = 4.0) -> AnalysisProblem:
     return _tension_problem(
-        _check_dim(dim, source=f"{_PLUGIN_MODULE}:tension"),
-        _check_offset(offset, source=f"{_PLUGIN_MODULE}:tension"),
+        _check_dim(dim, source=f"{SPEC_PREFIX}tension"),
+        _check_offset(offset, source=f"{SPEC_PREFIX}tension"),
     )
 
 
 def _get_bimodal(*, dim: int = 3) -> AnalysisProblem:
-    return _bimodal_problem(_check_dim(dim, source=f"{_PLUGIN_MODULE}:bimodal"))
+    return _bimodal_problem(_check_dim(dim, source=f"{SPEC_PREFIX}bimodal"))
 
 
 #: Built-in analyses by name, with their keyword arguments and defaults.
@@ -757,14 +761,14 @@ def get_analysis(name: str, **kwargs: Any) -> AnalysisProblem:
     """
     if name not in _BUILDERS:
         raise _input_error(
-            _PLUGIN_MODULE,
+            _MODULE,
             "analysis",
             f"unknown analysis {name!r}; choose one of " f"{', '.join(ANALYSES)}",
         )
     unknown = sorted(set(kwargs) - set(ANALYSES[name]))
     if unknown:
         raise _input_error(
-            f"{_PLUGIN_MODULE}:{name}",
+            f"{SPEC_PREFIX}{name}",
             "kwargs",
             f"unknown keyword(s) {', '.join(unknown)}; expected {', '.join(ANALYSES[name])}",
         )
