@@ -228,5 +228,5 @@ def study_markdown(
             lines += ["Figures: " + ", ".join(f"[{Path(f).stem}]({rel(f)})" for f in figures[a]), ""]
     if flows_table:
         flows = pd.read_csv(flows_table)
-        lines += ["## Flow-fidelity study (built-in posteriors)", "", _markdown(flows), ""]
+        lines += ["## Flow fidelity (every flow of the config)", "", _markdown(flows), ""]
     return "\n".join(lines) + "\n"
