@@ -6,21 +6,11 @@ without Snakemake); this file only adapts those plans to Snakemake's wildcards.
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
 from snakemake.utils import Paramspace
-
-from flowprior.plan import (
-    LAYOUT,
-    STUDY_COLUMNS,
-    AnalysisPlan,
-    StudyPlan,
-    flow_dirs,
-    parse_stage,
-    posterior_flow_settings,
-)
-from flowprior.samplers import sampler_names
 
 
 # The rule scripts `import flowprior`. Put this checkout's src/ first on the jobs' PYTHONPATH,
@@ -33,8 +23,21 @@ def _prepend_pythonpath(path):
     os.environ.update(PYTHONPATH=os.pathsep.join(dict.fromkeys(entries)))
 
 
-_prepend_pythonpath(Path(workflow.basedir) / "src")
+_SRC = Path(workflow.basedir) / "src"
+_prepend_pythonpath(_SRC)
+# ... and the same library for the planning done here, whatever flowprior is installed.
+sys.path.insert(0, str(_SRC))
 
+from flowprior.plan import (
+    LAYOUT,
+    STUDY_COLUMNS,
+    AnalysisPlan,
+    StudyPlan,
+    flow_dirs,
+    parse_stage,
+    posterior_flow_settings,
+)
+from flowprior.samplers import sampler_names
 
 POSTERIORS = list(config["posteriors"])
 ANALYSES = list(config["analyses"])
