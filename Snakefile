@@ -3,7 +3,9 @@
 Run from the repository root: `make run`, or `snakemake --cores all`.
 """
 
-from snakemake.utils import min_version, validate
+import sys
+
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -11,7 +13,17 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Bounded (alias bombs, duplicate keys), then validated against the schema, which fills the
+# defaults; errors are one line naming the config file(s) and the key path (flowprior.config).
+# This checkout's library, as in common.smk.
+sys.path.insert(0, f"{workflow.basedir}/src")
+from flowprior.config import check_workflow_config
+
+check_workflow_config(
+    config,
+    f"{workflow.basedir}/workflow/schemas/config.schema.yaml",
+    configfiles=workflow.configfiles,
+)
 
 
 report: "workflow/report/workflow.rst"

@@ -34,6 +34,12 @@ from flowprior.stats import weighted_mean_sd
 log = logging.getLogger("verify_analytic")
 
 
+def _n_sigma(diff: float, err: float | None) -> float | None:
+    """``diff / err``; None (printed as NaN) when the sampler reported no error, inf for 0."""
+    if err is None:
+        return None
+    return diff / err if err > 0 else math.inf
+
 def _load(path: str, names) -> tuple[np.ndarray, np.ndarray]:
     frame = pd.read_parquet(path)
     return frame[list(names)].to_numpy(), frame["weight"].to_numpy()
@@ -99,7 +105,7 @@ def main() -> None:
             "exact_logZ": exact,
             "difference": diff,
             "reported_err": err,
-            "n_sigma": diff / err if err > 0 else math.inf,
+            "n_sigma": _n_sigma(diff, err),
             "joint_logZ": seq.get("evidence_check", {}).get("joint_log_evidence"),
         })
         fc = chain.get("flow_corrected")
@@ -111,7 +117,7 @@ def main() -> None:
                 "exact_logZ": exact,
                 "difference": diff,
                 "reported_err": fc["log_evidence_err"],
-                "n_sigma": diff / fc["log_evidence_err"] if fc["log_evidence_err"] > 0 else math.inf,
+                "n_sigma": _n_sigma(diff, fc["log_evidence_err"]),
                 "joint_logZ": seq.get("evidence_check", {}).get("joint_log_evidence"),
             })
     if ev_rows:

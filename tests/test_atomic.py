@@ -10,8 +10,11 @@ from flowprior._atomic import (
     atomic_write,
     atomic_write_bytes,
     atomic_write_text,
+    check_output_path,
+    is_within,
+    same_file,
 )
-from flowprior.errors import FlowpriorError, InputError, _input_error
+from flowprior.errors import FlowpriorError, InputError, OutputError, _input_error
 
 
 class Boom(RuntimeError):
@@ -133,3 +136,43 @@ def test_input_error_helper_layout(tmp_path):
         f"{tmp_path / 'f.csv'}: column 'a': NaN"
     )
     assert str(_input_error("f.csv", None, "file is empty")) == "f.csv: file is empty"
+
+
+def test_same_file_sees_links_and_other_spellings(tmp_path):
+    a = tmp_path / "a.csv"
+    a.write_text("x\n")
+    os.link(a, tmp_path / "hard.csv")
+    (tmp_path / "soft.csv").symlink_to(a)
+    (tmp_path / "sub").mkdir()
+    assert same_file(a, tmp_path / "hard.csv")
+    assert same_file(a, tmp_path / "soft.csv")
+    assert same_file(a, tmp_path / "sub" / ".." / "a.csv")
+    assert not same_file(a, tmp_path / "b.csv")
+    assert is_within(tmp_path / "sub" / "x", tmp_path)
+    assert not is_within(tmp_path, tmp_path) and not is_within(tmp_path / "subx", tmp_path / "sub")
+
+
+def test_check_output_path_refuses_and_allows(tmp_path):
+    (tmp_path / "in.csv").write_text("a\n1\n")
+    (tmp_path / "mine.csv").write_text("ours\n")
+    ok = check_output_path(tmp_path / "new.csv", option="--out", avoid={"IN": tmp_path / "in.csv"})
+    assert ok == tmp_path / "new.csv" and not ok.exists()
+    assert check_output_path(tmp_path / "mine.csv", option="--out", ours=lambda p: None)
+    cases = [
+        (tmp_path / "in.csv", {}, "same file as IN"),
+        (tmp_path / "mine.csv", {"ours": lambda p: "not ours"},
+         "exists and is not a flowprior output (not ours)"),
+        (tmp_path / "missing" / "x.csv", {}, "does not exist"),
+        (tmp_path / "mine.csv" / "x.csv", {}, "is not a directory"),
+        (tmp_path / "in.csv" / "x.csv", {}, "lies inside IN"),
+        (tmp_path, {"ours": lambda p: None}, "contains IN"),
+    ]
+    (tmp_path / "d.csv").mkdir()
+    with pytest.raises(OutputError, match="d.csv: --out: is a directory; a flowprior output file"):
+        check_output_path(tmp_path / "d.csv", option="--out", ours=lambda p: None)
+    for path, kw, needle in cases:
+        with pytest.raises(OutputError, match="--out") as info:
+            check_output_path(path, option="--out", avoid={"IN": tmp_path / "in.csv"}, **kw)
+        assert needle in str(info.value) and str(path) in str(info.value)
+    with pytest.raises(OutputError, match="--out: empty path"):
+        check_output_path("", option="--out")

@@ -910,4 +910,4 @@ def test_duplicate_name_in_paramnames(tmp_path, params):
     path = write_getdist(tmp_path, "root", getdist_rows(), "c\nc\na\nb\n")
     with pytest.raises(InputError) as exc:
         read_chain(path, params)
-    assert_one_line(exc, "root.txt", "column 'c'", "duplicate")
+    assert_one_line(exc, "root.txt", "root.paramnames line 2", "duplicate parameter name 'c'")

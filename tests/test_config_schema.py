@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+from flowprior.config import validate_config
+from flowprior.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -24,8 +26,8 @@ def _load(path: Path) -> dict:
 
 
 def _validate(config: dict) -> dict:
-    validate(config, str(SCHEMA))
-    return config
+    """The workflow's validation (flowprior.config, called by the Snakefile)."""
+    return validate_config(config, SCHEMA, configfiles=["my.yaml"])
 
 
 def _schema() -> dict:
@@ -33,9 +35,12 @@ def _schema() -> dict:
 
 
 def _error(config: dict) -> str:
-    with pytest.raises(WorkflowError) as info:
+    with pytest.raises(InputError) as info:
         _validate(config)
-    return str(info.value)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 600, message
+    assert message.startswith("my.yaml: "), message
+    return message
 
 
 MINIMAL = {"posteriors": {"p": {"problem": "banana"}}}
@@ -44,6 +49,14 @@ ANALYSIS = {
     "datasets": {"A": {"likelihood": "m:f"}, "B": {"chain": "b.csv"}},
     "sequences": [["A", "B"]],
 }
+
+
+@pytest.mark.parametrize("config", ["config.yaml", "test.yaml", "paper.yaml", "minimal"])
+def test_defaults_are_filled_exactly_like_snakemake(config):
+    doc = copy.deepcopy(MINIMAL) if config == "minimal" else _load(REPO / "config" / config)
+    ours, theirs = copy.deepcopy(doc), copy.deepcopy(doc)
+    validate(theirs, str(SCHEMA))
+    assert _validate(ours) == theirs
 
 
 def test_default_config_validates_and_is_complete():
@@ -111,26 +124,37 @@ def test_chain_entry_gets_its_defaults_and_keeps_flow_override_sparse():
 
 
 @pytest.mark.parametrize(
-    "config, key",
+    "config, key, path",
     [
-        ({**MINIMAL, "seeed": 2}, "seeed"),
-        ({**MINIMAL, "flow": {"trasforms": 3}}, "trasforms"),
-        ({**MINIMAL, "figures": {"level": "sigma"}}, "level"),
-        ({"posteriors": {"p": {"problem": "banana", "n_sample": 10}}}, "n_sample"),
-        ({"posteriors": {"p": {"problem": "banana", "flow": {"hiden": [8]}}}}, "hiden"),
+        ({**MINIMAL, "seeed": 2}, "seeed", "seeed"),
+        ({**MINIMAL, "flow": {"trasforms": 3}}, "trasforms", "flow.trasforms"),
+        ({**MINIMAL, "figures": {"level": "sigma"}}, "level", "figures.level"),
+        (
+            {"posteriors": {"p": {"problem": "banana", "n_sample": 10}}},
+            "n_sample",
+            "posteriors.p.n_sample",
+        ),
+        (
+            {"posteriors": {"p": {"problem": "banana", "flow": {"hiden": [8]}}}},
+            "hiden",
+            "posteriors.p.flow.hiden",
+        ),
         (
             {"posteriors": {"c": {"chain": "c.csv", "parameters": "p.yaml", "outsde": "drop"}}},
             "outsde",
+            "posteriors.c.outsde",
         ),
         (
             {"posteriors": {"c": {"chain": "c.csv", "parameters": "p.yaml", "problem": "banana"}}},
             "problem",
+            "posteriors.c.problem",
         ),
     ],
 )
-def test_misspelt_key_is_named(config, key):
+def test_misspelt_key_is_named(config, key, path):
     message = _error(copy.deepcopy(config))
     assert f"'{key}' was unexpected" in message
+    assert message.startswith(f"my.yaml: {path}: "), message
 
 
 @pytest.mark.parametrize(
@@ -158,6 +182,37 @@ def test_misspelt_key_is_named(config, key):
 )
 def test_bad_values_are_rejected(config, fragment):
     assert fragment in _error(copy.deepcopy(config))
+
+
+@pytest.mark.parametrize(
+    "config, path",
+    [
+        ({**MINIMAL, "flow": {"hidden": [64, 0]}}, "flow.hidden[1]"),
+        ({**MINIMAL, "flow": {"lr": "1e-3"}}, "flow.lr"),
+        ({"analyses": {"x": {**ANALYSIS, "emcee": {"walkers": 2}}}}, "analyses.x.emcee.walkers"),
+        (
+            {"analyses": {"x": {**ANALYSIS, "datasets": {
+                "A": {"likelihood": "m:f", "timeout": 0}, "B": {"chain": "b.csv"}}}}},
+            "analyses.x.datasets.A.timeout",
+        ),
+        (
+            {"analyses": {"x": {**ANALYSIS, "datasets": {
+                "A": {"likelihood": "m:f", "timeout": "1 minute"}, "B": {"chain": "b.csv"}}}}},
+            "analyses.x.datasets.A.timeout",
+        ),
+    ],
+)
+def test_bad_value_names_the_key_path(config, path):
+    assert _error(copy.deepcopy(config)).startswith(f"my.yaml: {path}: ")
+
+
+def test_likelihood_timeout_is_optional_without_default():
+    config = _validate(
+        {"analyses": {"x": {**ANALYSIS, "datasets": {
+            "A": {"likelihood": "m:f", "timeout": 2.5}, "B": {"likelihood": "m:g"}}}}}
+    )
+    datasets = config["analyses"]["x"]["datasets"]
+    assert datasets["A"]["timeout"] == 2.5 and "timeout" not in datasets["B"]
 
 
 def _properties(schema: dict, node: object, where: str):
@@ -273,4 +328,5 @@ def test_snakemake_dry_run_names_a_misspelt_key(tmp_path):
         timeout=300,
     )
     assert proc.returncode != 0
-    assert "trasforms" in proc.stdout + proc.stderr
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "trasforms" in ln]
+    assert lines == [f"{bad}: flow.trasforms: unknown key ('trasforms' was unexpected)"], lines

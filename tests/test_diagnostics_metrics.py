@@ -184,8 +184,39 @@ def test_moment_scores_values_and_layout():
     np.testing.assert_allclose(va[6:9], stats.skew(a, axis=0))
     np.testing.assert_allclose(va[9:12], stats.kurtosis(a, axis=0))
     np.testing.assert_allclose(va[12], np.cov(a.T, bias=True)[0, 1])
-    np.testing.assert_allclose(df.delta, df.value_b - df.value_a)
-    np.testing.assert_allclose(df.score, np.abs(df.delta / df.sigma))
+    # delta against moments of b computed here (not value_b - value_a of the same frame)
+    vb = np.r_[b.mean(axis=0), b.var(axis=0), stats.skew(b, axis=0), stats.kurtosis(b, axis=0),
+               [np.cov(b.T, bias=True)[i, j] for i, j in ((0, 1), (0, 2), (1, 2))]]
+    va_all = np.r_[a.mean(axis=0), a.var(axis=0), stats.skew(a, axis=0),
+                   stats.kurtosis(a, axis=0),
+                   [np.cov(a.T, bias=True)[i, j] for i, j in ((0, 1), (0, 2), (1, 2))]]
+    np.testing.assert_allclose(df.delta, vb - va_all, atol=1e-12)
+
+
+def test_moment_scores_sigma_matches_the_analytic_standard_error():
+    """The bootstrap sigma against the delta-method standard errors of the mean
+    (sqrt(m2 / n)) and of the variance (sqrt((m4 - m2^2) / n)), summed in quadrature over
+    the two sets. With n_boot = 400 a bootstrap sd has a relative error of about
+    1 / sqrt(2 * 399) = 3.5 %, so 4 of those: 14 % (measured: within 5 %)."""
+    rng = np.random.default_rng(4)
+    a = rng.gamma(2.0, size=(800, 3))
+    b = rng.standard_normal((900, 3))
+    df = moment_scores(a, b, names=NAMES3, n_boot=400, seed=0)
+
+    def se(x):
+        m2 = stats.moment(x, 2, axis=0)
+        m4 = stats.moment(x, 4, axis=0)
+        return np.sqrt(m2 / len(x)), np.sqrt((m4 - m2**2) / len(x))
+
+    (sa_mean, sa_var), (sb_mean, sb_var) = se(a), se(b)
+    expected = np.r_[np.hypot(sa_mean, sb_mean), np.hypot(sa_var, sb_var)]
+    got = df.sigma.to_numpy()[:6]
+    np.testing.assert_allclose(got, expected, rtol=4 / np.sqrt(2 * 399))
+    # the score is |delta| in those units; a 14 % error in sigma is up to 1 / 0.86 - 1 = 16 %
+    # in the score
+    tol = 4 / np.sqrt(2 * 399)
+    np.testing.assert_allclose(df.score.to_numpy()[:6],
+                               np.abs(df.delta.to_numpy()[:6]) / expected, rtol=tol / (1 - tol))
 
 
 def test_moment_scores_integer_weights_equal_repetition_and_seed_is_deterministic():

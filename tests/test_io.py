@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from flowprior.errors import InputError
 from flowprior.io import ModelFileError, load_flow, read_manifest
 from flowprior.priors import FlowPrior
 
@@ -32,7 +33,7 @@ def test_round_trip_gives_identical_logpdf_and_rvs(saved, small_result, gauss_ch
 
 def test_manifest_records_provenance(saved, small_result, gauss_chain_2d):
     m = read_manifest(saved)
-    assert m["format"] == "flowprior-model" and m["format_version"] == 1
+    assert m["format"] == "flowprior-model" and m["format_version"] == 2
     assert [p["name"] for p in m["parameters"]] == ["p0", "p1"]
     assert m["flow"]["kind"] == "maf" and m["flow"]["transforms"] == 2
     assert m["training"]["loss"] == "nll" and m["seed"] == 3
@@ -42,14 +43,33 @@ def test_manifest_records_provenance(saved, small_result, gauss_chain_2d):
     assert m["metrics"]["best_val_nll"] == small_result.metrics["best_val_nll"]
     np.testing.assert_allclose(m["standardisation"]["scale"], small_result.flow.scale.numpy())
     assert set(m["files"]) == {"weights.safetensors", "history.csv"}
+    assert m["files"]["weights.safetensors"]["size"] > 0
+    # wall times are kept out of the digested manifest, in timing.json
+    assert "train_seconds" not in json.loads(_entry(saved, "manifest.json"))["metrics"]
+    assert m["timing"]["train_seconds"] == small_result.metrics["train_seconds"]
+    assert m["metrics"]["train_seconds"] == small_result.metrics["train_seconds"]
+
+
+def _entry(path, name):
+    if path.is_dir():
+        return (path / name).read_bytes()
+    with zipfile.ZipFile(path) as zf:
+        return zf.read(name)
 
 
 def test_same_model_same_zip_bytes(tmp_path, small_result):
+    from flowprior.io import save_model
+
     a, b = tmp_path / "a.zip", tmp_path / "b.zip"
     small_result.save(a)
     small_result.save(b)
     with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
-        assert za.read("weights.safetensors") == zb.read("weights.safetensors")
+        for name in ("manifest.json", "model.sha256", "weights.safetensors", "history.csv"):
+            assert za.read(name) == zb.read(name)
+    c, d = tmp_path / "c.zip", tmp_path / "d.zip"
+    save_model(small_result, c, timing=False)
+    save_model(small_result, d, timing=False)
+    assert c.read_bytes() == d.read_bytes()
 
 
 def _rewrite_zip(path, name, data):
@@ -80,10 +100,10 @@ def test_truncated_and_missing_files_are_detected(tmp_path, small_result):
     small_result.save(path)
     data = (path / "weights.safetensors").read_bytes()
     (path / "weights.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelFileError, match="SHA-256 does not match"):
+    with pytest.raises(ModelFileError, match="weights.safetensors: .* bytes, the manifest declares"):
         load_flow(path)
     (path / "weights.safetensors").unlink()
-    with pytest.raises(ModelFileError, match="weights.safetensors: listed in the manifest but missing"):
+    with pytest.raises(ModelFileError, match="weights.safetensors: missing"):
         load_flow(path)
 
 
@@ -94,10 +114,15 @@ def test_truncated_zip_and_bad_manifest(tmp_path, small_result):
     path.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ModelFileError, match="m.zip"):
         load_flow(path)
+    # a zip that is no longer recognisable as a model is not replaced
+    with pytest.raises(InputError, match="m.zip: exists and is not a flowprior model"):
+        small_result.save(path)
+    path.unlink()
     small_result.save(path)
     _rewrite_zip(path, "manifest.json", b"{not json")
     with pytest.raises(ModelFileError, match="manifest.json: not valid JSON"):
         load_flow(path)
+    path.unlink()
     small_result.save(path)
     with zipfile.ZipFile(path) as zf:
         m = json.loads(zf.read("manifest.json"))

@@ -192,29 +192,35 @@ def test_a_sampler_needing_a_prior_transform_is_refused_a_prior_without_one(tran
 
 
 # ------------------------------------------------------------------ evidence bookkeeping
-def _write_run(tmp_path, name, *, sampler, log_z, err, shift=0.0):
+def _write_run(tmp_path, name, *, sampler, log_z, err, shift=0.0, extra=None):
     from flowprior.chains import Chain
     from flowprior.samplers import SamplerRun
 
     x = np.random.default_rng(zlib.crc32(name.encode())).normal(shift, 1.0, size=(400, 2))
     run = SamplerRun(
         chain=Chain(_space(), x),
-        info={"sampler": sampler, "log_evidence": log_z, "log_evidence_err": err},
+        info={"sampler": sampler, "log_evidence": log_z, "log_evidence_err": err,
+              **(extra or {})},
     )
     files = {"samples": str(tmp_path / f"{name}.parquet"), "run": str(tmp_path / f"{name}.json")}
     run.write(samples=files["samples"], run_json=files["run"])
     return files
 
 
-def _summary(tmp_path, sequential_runs, *, stage1_sampler="pocomc"):
-    """An A -> B analysis: stage-1 runs with log Z_A = -3 +- 0.3, joint log Z = -4.2 +- 0.1."""
+def _summary(tmp_path, sequential_runs, *, stage1_sampler="pocomc", stage1_err=0.3,
+             joint_err=0.1, correction=None):
+    """An A -> B analysis: stage-1 runs with log Z_A = -3 +- 0.3, joint log Z = -4.2 +- 0.1.
+
+    ``correction``: a ``flow_correction`` record put into every sequential run.
+    """
     from flowprior.pipeline import summarise_analysis
 
-    stage1 = {d: _write_run(tmp_path, f"s1_{d}", sampler=stage1_sampler, log_z=-3.0, err=0.3)
-              for d in ("A", "B")}
-    joint = {"A__B": _write_run(tmp_path, "joint", sampler="pocomc", log_z=-4.2, err=0.1)}
+    stage1 = {d: _write_run(tmp_path, f"s1_{d}", sampler=stage1_sampler, log_z=-3.0,
+                            err=stage1_err) for d in ("A", "B")}
+    joint = {"A__B": _write_run(tmp_path, "joint", sampler="pocomc", log_z=-4.2, err=joint_err)}
+    extra = {"flow_correction": correction} if correction else None
     sequential = {"A__B": {
-        s: _write_run(tmp_path, f"seq_{s}", sampler=s, log_z=z, err=e)
+        s: _write_run(tmp_path, f"seq_{s}", sampler=s, log_z=z, err=e, extra=extra)
         for s, (z, e) in sequential_runs.items()
     }}
     return summarise_analysis(
@@ -229,6 +235,7 @@ def test_evidence_bookkeeping_of_the_default_samplers(tmp_path):
     chain = entry["sequential_evidence"]
     assert chain["terms"] == [{"stage": "A", "log_evidence": -3.0},
                               {"stage": "A__B", "log_evidence": -1.0}]
+    assert "err_unknown" not in chain
     assert chain["log_evidence"] == pytest.approx(-4.0)
     assert chain["log_evidence_err"] == pytest.approx(0.5)
     check = entry["evidence_check"]
@@ -236,6 +243,7 @@ def test_evidence_bookkeeping_of_the_default_samplers(tmp_path):
     assert check["joint_log_evidence"] == -4.2
     assert check["difference"] == pytest.approx(0.2)
     assert check["n_sigma"] == pytest.approx(0.2 / np.hypot(0.5, 0.1))
+    assert check["skipped"] is None
     # one evidence-giving sampler: no per-sampler entries (summary.json keys as before)
     assert "sequential_evidence_by_sampler" not in entry
     assert "evidence_check_by_sampler" not in entry
@@ -263,3 +271,97 @@ def test_no_evidence_chain_without_a_sequential_evidence(tmp_path):
     out = _summary(tmp_path, {"emcee": (None, None)})
     (entry,) = out["sequences"]
     assert "sequential_evidence" not in entry and "evidence_check" not in entry
+
+
+# An importance check of the flow: log E[r] = -2.9 +- 0.05 (log Z_A = -3: the flow's bias on
+# the raw chain is log Z_A - log E[r] = -0.1, i.e. the raw chain is 0.1 nats too low).
+_CORRECTION = {"log_mean_ratio": -2.9, "log_mean_ratio_err": 0.05, "ess_fraction": 1.048,
+               "n_points": 400, "n_likelihood_calls": 400}
+
+
+def test_flow_corrected_evidence_and_the_sign_of_flow_bias(tmp_path):
+    out = _summary(tmp_path, {"pocomc": (-1.0, 0.4)}, correction=_CORRECTION)
+    (entry,) = out["sequences"]
+    chain = entry["sequential_evidence"]
+    fc = chain["flow_corrected"]
+    assert fc["log_evidence"] == pytest.approx(-1.0 - 2.9)
+    assert fc["log_evidence_err"] == pytest.approx(np.hypot(0.4, 0.05))
+    # documented sign (docs/workflow.md): raw chain minus corrected total, log Z_A - log E[r]
+    assert fc["flow_bias"] == pytest.approx(-3.0 - (-2.9))
+    assert chain["log_evidence"] - fc["flow_bias"] == pytest.approx(fc["log_evidence"])
+    assert fc["ess_fraction"] == 1.048  # passed through, not capped at 1
+    check = entry["evidence_check"]["flow_corrected"]
+    assert check["difference"] == pytest.approx(-3.9 + 4.2)
+    assert check["n_sigma"] == pytest.approx(0.3 / np.hypot(np.hypot(0.4, 0.05), 0.1))
+    assert check["skipped"] is None
+
+
+# Which run reports no log Z error (pocoMC with precondition: false): the sequential one, the
+# stage-1 one, the joint one, or all; with and without a flow correction.
+_UNKNOWN = {
+    "sequential": dict(seq_err=None, stage1_err=0.3, joint_err=0.1,
+                       chain_unknown=["A__B"], chain_err_known=False, fc_err_known=False,
+                       who="A__B"),
+    "stage1": dict(seq_err=0.4, stage1_err=None, joint_err=0.1,
+                   chain_unknown=["A"], chain_err_known=False, fc_err_known=True,
+                   who="A"),
+    "joint": dict(seq_err=0.4, stage1_err=0.3, joint_err=None,
+                  chain_unknown=None, chain_err_known=True, fc_err_known=True,
+                  who="joint A__B"),
+    "all": dict(seq_err=None, stage1_err=None, joint_err=None,
+                chain_unknown=["A", "A__B"], chain_err_known=False, fc_err_known=False,
+                who="A, A__B, joint A__B"),
+}
+
+
+@pytest.mark.parametrize("corrected", [False, True], ids=["raw", "flow_corrected"])
+@pytest.mark.parametrize("case", list(_UNKNOWN))
+def test_unknown_evidence_error_stays_unknown(tmp_path, case, corrected):
+    import json
+
+    c = _UNKNOWN[case]
+    out = _summary(tmp_path, {"pocomc": (-1.0, c["seq_err"])}, stage1_err=c["stage1_err"],
+                   joint_err=c["joint_err"], correction=_CORRECTION if corrected else None)
+    (entry,) = out["sequences"]
+    chain = entry["sequential_evidence"]
+    assert chain["log_evidence"] == pytest.approx(-4.0)  # the value is known either way
+    if c["chain_err_known"]:
+        assert chain["log_evidence_err"] == pytest.approx(0.5)
+        assert "err_unknown" not in chain
+    else:
+        assert chain["log_evidence_err"] is None  # never 0.0
+        assert chain["err_unknown"] == c["chain_unknown"]
+    check = entry["evidence_check"]
+    assert check["difference"] == pytest.approx(0.2)
+    assert check["n_sigma"] is None and check["combined_error"] is None
+    assert check["skipped"] == (
+        f"no log Z error reported by {c['who']} (e.g. pocoMC with precondition: false)")
+    if corrected:
+        fc, fcheck = chain["flow_corrected"], check["flow_corrected"]
+        assert fc["log_evidence"] == pytest.approx(-3.9)
+        if c["fc_err_known"]:
+            # the corrected total uses only the last run's error and the ratio's
+            assert fc["log_evidence_err"] == pytest.approx(np.hypot(0.4, 0.05))
+        else:
+            assert fc["log_evidence_err"] is None
+        if c["fc_err_known"] and c["joint_err"] is not None:
+            assert fcheck["n_sigma"] == pytest.approx(
+                (-3.9 + 4.2) / np.hypot(np.hypot(0.4, 0.05), 0.1))
+            assert fcheck["skipped"] is None
+        else:
+            assert fcheck["n_sigma"] is None and fcheck["combined_error"] is None
+            assert "no log Z error" in fcheck["skipped"]
+    else:
+        assert "flow_corrected" not in chain and "flow_corrected" not in check
+    # JSON: null, never a made-up 0 (and valid JSON: no NaN)
+    text = json.dumps(out, allow_nan=False)
+    back = json.loads(text)["sequences"][0]["evidence_check"]
+    assert back["n_sigma"] is None and back["combined_error"] is None
+
+
+def test_zero_combined_error_is_a_skipped_check_not_a_division(tmp_path):
+    out = _summary(tmp_path, {"pocomc": (-1.0, 0.0)}, stage1_err=0.0, joint_err=0.0)
+    check = out["sequences"][0]["evidence_check"]
+    assert out["sequences"][0]["sequential_evidence"]["log_evidence_err"] == 0.0  # reported 0
+    assert check["combined_error"] == 0.0 and check["n_sigma"] is None
+    assert check["skipped"] == "combined log Z error is 0"

@@ -50,10 +50,38 @@ def test_rvs_seed_and_stream(small_result):
     np.testing.assert_array_equal(a.rvs(20, seed=1), b.rvs(20, seed=1))
 
 
+def _grid_moments(prior, loglike=None):
+    """Mean and sd of ``q(x) L(x)`` by quadrature of the flow's own density on a fine grid.
+
+    The exact reference for samplers of the flow prior: the flow is not exactly its training
+    target (fit error), so the closed form of the target is no reference at the 4-SE level.
+    """
+    g0, g1 = np.linspace(-5, 5, 801), np.linspace(-4, 3, 561)
+    grid = np.stack(np.meshgrid(g0, g1, indexing="ij"), -1).reshape(-1, 2)
+    logp = prior.logpdf(grid) + (0.0 if loglike is None else loglike(grid))
+    p = np.exp(logp - logp.max())
+    p /= p.sum()
+    mean = p @ grid
+    return mean, np.sqrt(p @ (grid - mean) ** 2)
+
+
 def test_flow_prior_matches_its_training_target(prior, gauss_chain_2d):
-    x = prior.rvs(20000)
-    np.testing.assert_allclose(x.mean(0), [0.5, -1.0], atol=0.08)
-    np.testing.assert_allclose(x.std(0), [1.0, 0.5], rtol=0.1)
+    n = 20000
+    x = prior.rvs(n)
+    mean, sd = _grid_moments(prior)
+    # rvs and logpdf describe the same density: 4 standard errors (SE of a mean sd / sqrt(n),
+    # of an sd about sd / sqrt(2 n) for a near-Gaussian; measured 0.4 and 1.0 SE)
+    np.testing.assert_array_less(np.abs(x.mean(0) - mean), 4 * sd / np.sqrt(n))
+    np.testing.assert_array_less(np.abs(x.std(0) - sd), 4 * sd / np.sqrt(2 * n))
+    # the flow's fit to its target N((0.5, -1), diag(1, 0.25)): a 150-step MAF is off by 0.03
+    # and 0.08 target sd in the means and < 1 % in the sds (fit error, not sampling noise)
+    target_mean, target_sd = np.array([0.5, -1.0]), np.array([1.0, 0.5])
+    np.testing.assert_array_less(np.abs(mean - target_mean) / target_sd, 0.1)
+    np.testing.assert_array_less(np.abs(sd / target_sd - 1), 0.03)
+
+
+def _loglike_p0(x):  # Gaussian likelihood N(1, 0.5^2) on p0
+    return -0.5 * ((x[:, 0] - 1.0) / 0.5) ** 2
 
 
 def test_emcee_with_vectorised_log_prob(prior):
@@ -61,29 +89,34 @@ def test_emcee_with_vectorised_log_prob(prior):
     logprior = prior.log_prob_fn()
 
     def log_prob(x):  # flow prior x Gaussian likelihood N(1, 0.5^2) on p0
-        return logprior(x) - 0.5 * ((x[:, 0] - 1.0) / 0.5) ** 2
+        return logprior(x) + _loglike_p0(x)
 
     sampler = emcee.EnsembleSampler(16, 2, log_prob, vectorize=True)
     sampler.random_state = np.random.RandomState(1).get_state()
     sampler.run_mcmc(prior.rvs(16, seed=2), 600, progress=False)
-    chain = sampler.get_chain(discard=200, flat=True)
-    # Prior N(0.5, 1) x likelihood N(1, 0.25) -> posterior mean 0.9 on p0; p1 unchanged (-1)
-    np.testing.assert_allclose(chain.mean(0), [0.9, -1.0], atol=0.15)
+    kept = sampler.get_chain(discard=200)
+    chain = kept.reshape(-1, 2)
+    # reference: quadrature of flow x likelihood (about (0.9, -1.0) for the exact target);
+    # 4 standard errors sd / sqrt(ESS), ESS = walkers x steps / tau (measured 1.1 SE)
+    mean, sd = _grid_moments(prior, _loglike_p0)
+    tau = emcee.autocorr.integrated_time(kept, tol=0)
+    ess = kept.shape[0] * kept.shape[1] / tau
+    np.testing.assert_array_less(np.abs(chain.mean(0) - mean), 4 * sd / np.sqrt(ess))
 
 
 @pytest.mark.slow
 def test_pocomc_with_flow_prior(prior):
     pc = pytest.importorskip("pocomc")
 
-    def loglike(x):
-        return -0.5 * ((x[:, 0] - 1.0) / 0.5) ** 2
-
     sampler = pc.Sampler(
-        prior=prior, likelihood=loglike, vectorize=True, n_effective=256, n_active=128,
+        prior=prior, likelihood=_loglike_p0, vectorize=True, n_effective=256, n_active=128,
         random_state=1, flow="maf3", output_dir=None,
     )
     sampler.run(progress=False)
     x, w, _, _ = sampler.posterior()
-    mean = np.average(x, weights=w, axis=0)
-    # closed form: N(0.5, 1) x N(1, 0.25) -> mean 0.9, sd sqrt(0.2) on p0; p1 ~ N(-1, 0.25)
-    np.testing.assert_allclose(mean, [0.9, -1.0], atol=0.12)
+    w = w / w.sum()
+    mean = w @ x
+    # reference: quadrature of flow x likelihood; 4 standard errors sd / sqrt(Kish ESS)
+    ref_mean, ref_sd = _grid_moments(prior, _loglike_p0)
+    ess = 1.0 / np.sum(w**2)
+    np.testing.assert_array_less(np.abs(mean - ref_mean), 4 * ref_sd / np.sqrt(ess))

@@ -118,7 +118,8 @@ def test_pocomc_evidence_matches_closed_form(poco_run):
     run, *_ = poco_run
     err = run.info["log_evidence_err"]
     assert err is not None and err > 0
-    assert abs(run.log_evidence - LOG_Z) < 3 * err + 0.1
+    # 4 of pocoMC's own standard errors, nothing added (was 3 err + 0.1 nats)
+    assert abs(run.log_evidence - LOG_Z) < 4 * err, (run.log_evidence - LOG_Z, err)
 
 
 def test_pocomc_leaves_global_state_alone(poco_run):
@@ -214,13 +215,41 @@ def test_emcee_posterior_matches_closed_form():
     np.testing.assert_array_less(np.abs(sd / SD - 1), 0.1)
     d = run.info["diagnostics"]
     assert d["converged"] is True
-    assert d["burn_in"] == int(np.ceil(2 * max(d["tau"])))
-    assert d["thin"] == max(1, int(np.floor(0.5 * min(d["tau"]))))
-    assert d["n_tau"] == pytest.approx(2000 / max(d["tau"]))
     assert 0.2 < d["acceptance_fraction"] < 0.9
     assert run.chain.n == d["n_samples"] == 32 * ((2000 - d["burn_in"]) // d["thin"])
     assert run.log_evidence is None and run.info["log_evidence_err"] is None
     assert np.all(run.chain.weights == 1.0)
+    # What burn-in and thinning are for, checked on the samples (not re-derived from tau).
+    # emcee's flat chain is step-major: (kept steps, walkers, dim).
+    x = run.chain.samples.reshape(-1, 32, 2)
+    # Burn-in: the walkers start spread over the prior box; at the first kept step they are
+    # already distributed as the posterior: mean within 4 SE (SD / sqrt(32)) and sd within
+    # 4 SE (SD / sqrt(2 * 31)) (measured 1.4 and 0.8 SE). Without burn-in they are not.
+    _assert_stationary(x[0])
+    raw = run_emcee(prior=BoxPrior(SPACE, seed=0), loglike=gauss_loglike,
+                    settings=EmceeSettings(steps=2000, burn_in=0, thin=1), seed=3)
+    first = raw.chain.samples.reshape(-1, 32, 2)
+    with pytest.raises(AssertionError):
+        _assert_stationary(first[0])
+    # Thinning by about half the autocorrelation time leaves kept samples correlated by about
+    # e^-1 = 0.37 at lag 1 (an AR(1) chain with integrated time tau has rho(k) ~ e^(-2k/tau));
+    # floor() thins a little less, and the estimate has SE ~0.025, so [0.25, 0.6] (measured
+    # 0.44). Unthinned, successive steps are correlated by > 0.9 (measured 0.93).
+    assert 0.25 < _lag1(x) < 0.6, _lag1(x)
+    assert _lag1(first[200:]) > 0.9
+
+
+def _assert_stationary(step: np.ndarray) -> None:
+    n = step.shape[0]
+    np.testing.assert_array_less(np.abs(step.mean(0) - MEAN), 4 * SD / np.sqrt(n))
+    np.testing.assert_array_less(np.abs(step.std(0, ddof=1) / SD - 1), 4 / np.sqrt(2 * (n - 1)))
+
+
+def _lag1(x: np.ndarray) -> float:
+    """Lag-1 autocorrelation along the steps, pooled over walkers and parameters."""
+    z = (x - MEAN) / SD
+    return float(np.mean([np.corrcoef(z[:-1, :, j].ravel(), z[1:, :, j].ravel())[0, 1]
+                          for j in range(z.shape[2])]))
 
 
 def test_emcee_never_calls_likelihood_outside_box():

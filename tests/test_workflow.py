@@ -309,15 +309,39 @@ def _check_analysis_summary(base: Path) -> None:
         assert run["n_likelihood_calls"] > 0
     for name in ["model.zip", "history.csv", "validation.json", "fidelity.json"]:
         assert (base / "flows" / "A" / name).is_file(), name
-    # Evidence bookkeeping and agreement with the joint run, for both orders.
+    # Evidence bookkeeping and agreement with the joint run, for both orders: against the
+    # closed forms, within 4 of the estimators' own reported errors.
     exact = problem.log_evidence(["A", "B"])
+    joint = summary["joint"]["A__B"]["run_info"]
     for seq in summary["sequences"]:
-        check = seq["evidence_check"]
-        assert np.isfinite(check["difference"])
-        # tiny pocoMC settings: a loose but real check against the closed form
-        assert abs(check["sequential_log_evidence"] - exact) < 1.0, check
-        assert abs(check["joint_log_evidence"] - exact) < 1.0, check
-        assert seq["vs_joint"]["pocomc"]["max_abs_mean_shift"] < 0.5, seq
+        check, chain = seq["evidence_check"], seq["sequential_evidence"]
+        fc = chain["flow_corrected"]
+        first = summary["stage1"][seq["sequence"][0]]["run_info"]
+        # stage 1 and joint: unbiased estimates (measured 0.07-0.5 and 1.0 errors)
+        assert abs(first["log_evidence"] - problem.log_evidence(seq["sequence"][:1])) < (
+            4 * first["log_evidence_err"]), first
+        assert check["joint_log_evidence"] == joint["log_evidence"]
+        assert abs(joint["log_evidence"] - exact) < 4 * joint["log_evidence_err"], joint
+        # the flow-corrected total against the exact log Z_AB (measured 0.8 and 1.1 errors)
+        assert abs(fc["log_evidence"] - exact) < 4 * fc["log_evidence_err"], fc
+        # the raw chain is off by the flow's bias (0.13-0.14 nats here, 5-7 errors), which is
+        # exactly what the correction removes: raw - flow_bias = corrected (documented sign)
+        assert chain["log_evidence"] - fc["flow_bias"] == pytest.approx(fc["log_evidence"])
+        assert check["skipped"] is None and check["flow_corrected"]["skipped"] is None
+        assert check["n_sigma"] == pytest.approx(
+            (chain["log_evidence"] - joint["log_evidence"])
+            / np.hypot(chain["log_evidence_err"], joint["log_evidence_err"]))
+        # posterior means: the joint against the exact ones within 4 / sqrt(Kish ESS) sd
+        # (measured 0.76 SE); each sequential against the joint within
+        # 4 sqrt(1/n_eff + 1/n_eff_joint) joint sd with pocoMC's particle ESS n_effective_final
+        # (its particles are MCMC-correlated across iterations, so the Kish ESS over all of
+        # them overstates the independent samples; measured 2.2 SE, the flow's error included)
+        vs_exact = seq["diagnostics"]["vs_exact"]["joint"]["max_abs_mean_shift"]
+        assert vs_exact < 4 / np.sqrt(joint["diagnostics"]["ess"]), vs_exact
+        n_seq = summary["sequential"][seq["stage"]]["pocomc"]["run_info"]["diagnostics"]
+        n_joint = joint["diagnostics"]["n_effective_final"]
+        shift = seq["vs_joint"]["pocomc"]["max_abs_mean_shift"]
+        assert shift < 4 * np.sqrt(1 / n_seq["n_effective_final"] + 1 / n_joint), shift
 
 
 def _check_diagnostics(results: Path) -> None:
@@ -330,8 +354,11 @@ def _check_diagnostics(results: Path) -> None:
     summary = json.loads((base / "summary.json").read_text())
     assert set(summary["verdicts"]) == {"A__B", "B__A"}
     for seq in summary["sequences"]:
-        assert seq["verdict"]["status"] in ("ok", "warn", "fail")
         diag = seq["diagnostics"]
+        # the verdict against the rule table of docs/workflow.md, applied here by hand
+        expected, n_reasons = _expected_verdict(diag)
+        assert seq["verdict"]["status"] == expected, seq["verdict"]
+        assert len(seq["verdict"]["reasons"]) == n_reasons, seq["verdict"]
         assert set(diag["agreement"]) == {"pocomc", "emcee"}
         assert "emcee_vs_pocomc" in diag and set(diag["vs_exact"]) == {"pocomc", "emcee", "joint"}
         assert diag["tension"]["parameter_shift_sigma"] < 3
@@ -353,6 +380,28 @@ def _check_diagnostics(results: Path) -> None:
             assert img.size[0] >= 600 and img.size[1] >= 400, (name, img.size)
     page = (results / "summary.md").read_text()
     assert page.index("| gaussian_linear | A→B |") < page.index("## gaussian_linear")
+
+
+def _expected_verdict(diag: dict) -> tuple[str, int]:
+    """Status and number of reasons by the default thresholds of docs/workflow.md's table."""
+    agree, flows = diag["agreement"].values(), diag["flows"].values()
+    tension = diag["tension"]
+    fails = [
+        any((tension.get(k) or 0) >= 3 for k in ("parameter_shift_sigma", "suspiciousness_sigma")),
+        any(abs(f["mode_mass_difference"]) > 0.1 for f in flows),
+        any(a["c2st"] > 0.55 for a in agree) or any(f["c2st"] > 0.55 for f in flows),
+        any(abs(v) > 0.2 for a in agree for v in a["mean_shift_in_ref_sd"].values()),
+        any(abs(v - 1) > 0.2 for a in agree for v in a["sd_ratio"].values()),
+    ]
+    warns = [
+        any(m["n_modes"] > 1 for m in diag["modes"].values()),
+        any(abs(a["max_abs_correlation_difference"]) > 0.1 for a in agree),
+        any(v < 0.8 for a in agree for v in a["min_interval_overlap"].values()),
+        any(abs(f["max_moment_score"]) > 4 for f in flows),
+        any(f["sliced_wasserstein"] > 0.1 for f in flows),
+    ]
+    status = "fail" if any(fails) else "warn" if any(warns) else "ok"
+    return status, sum(fails) + sum(warns)
 
 
 def _check_semf(workdir: Path) -> None:

@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 __all__ = [
     "atomic_write",
@@ -20,7 +20,10 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "atomic_output_path",
+    "check_output_path",
+    "is_within",
     "plain_json",
+    "same_file",
 ]
 
 
@@ -188,3 +191,110 @@ def atomic_output_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+# ------------------------------------------------------------------------ output pre-checks
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` name the same file or directory.
+
+    True when their real paths (symbolic links resolved) are equal, or when both exist and
+    are the same inode (hard links, bind mounts). Paths that do not exist yet are compared by
+    real path only.
+    """
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def is_within(path: str | os.PathLike, directory: str | os.PathLike) -> bool:
+    """Whether ``path`` lies strictly inside ``directory`` (real paths, symbolic links resolved)."""
+    p, d = os.path.realpath(path), os.path.realpath(directory)
+    return p != d and os.path.commonpath([p, d]) == d
+
+
+def check_output_path(
+    path: str | os.PathLike,
+    *,
+    option: str,
+    avoid: dict[str, str | os.PathLike] | None = None,
+    directory: bool = False,
+    ours: Callable[[Path], str | None] | None = None,
+    kind: str = "flowprior output",
+) -> Path:
+    """Check, before any work starts, that writing ``path`` loses nothing and can succeed.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The output (a file; a directory when ``directory``).
+    option : str
+        The option that names it (``"--out"``), for the message.
+    avoid : dict of str to path, optional
+        The command's inputs and its other outputs, by the name the user knows them by
+        (``{"CHAIN": "chain.csv", "--history": "h.csv"}``). ``path`` must not be one of them
+        (same real path or same inode), lie inside one, or contain one.
+    directory : bool
+        The output is a directory (a model directory) rather than a file.
+    ours : callable, optional
+        ``ours(path) -> None`` when the existing ``path`` is a flowprior output of this kind
+        (then it may be replaced), else a short reason why it is not. Without it, any
+        existing file is refused.
+    kind : str
+        What the output is (``"flowprior model"``), for the message.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    OutputError
+        One line ``"<path>: <option>: <what is wrong>"``: the path is empty, one of the
+        inputs/outputs, inside or around one, a symbolic link, in a missing or read-only
+        directory, a directory where a file is expected (or the reverse), or an existing
+        file or directory that is not a flowprior output of this kind.
+    """
+    from .errors import OutputError
+
+    def fail(what: str) -> OutputError:
+        return OutputError(f"{os.fspath(path) or repr('')}: {option}: {what}")
+
+    if not os.fspath(path):
+        raise fail("empty path")
+    p = Path(path)
+    for name, other in (avoid or {}).items():
+        if other is None:
+            continue
+        if same_file(p, other):
+            raise fail(f"is the same file as {name} ({os.fspath(other)}); choose another path")
+        if is_within(p, other):
+            raise fail(f"lies inside {name} ({os.fspath(other)}); choose another path")
+        if is_within(other, p):
+            raise fail(f"contains {name} ({os.fspath(other)}); choose another path")
+    if os.path.islink(p):
+        raise fail("is a symbolic link; flowprior does not replace links (give the real path)")
+    parent = p.parent
+    if not parent.exists():
+        raise fail(f"directory {os.fspath(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise fail(f"{os.fspath(parent)!r} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise fail(f"directory {os.fspath(parent)!r} is not writable")
+    if not p.exists():
+        return p
+    if directory and not p.is_dir():
+        raise fail(f"exists and is not a directory; a {kind} directory is written here")
+    if not directory and p.is_dir():
+        raise fail(f"is a directory; a {kind} file is written here")
+    if not directory and not p.is_file():
+        raise fail("exists and is not a regular file")
+    reason = "an existing file is never replaced" if ours is None else ours(p)
+    if reason is not None:
+        raise fail(
+            f"exists and is not a {kind} ({reason}); flowprior replaces only its own "
+            "outputs: remove it or choose another path"
+        )
+    return p

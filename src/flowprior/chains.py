@@ -35,6 +35,7 @@ import logging
 import os
 import pickle
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -391,13 +392,29 @@ def _read_raw(kind: str, path: str | os.PathLike, params: ParameterSpace) -> _Ra
         ) from exc
 
 
+def _check_unique(names: list[str], *, source: Any, what: str = "column") -> None:
+    """Refuse repeated names (after stripping blanks), naming each and its 0-based positions."""
+    where: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        if name != "":  # unnamed columns are ignored with a warning, like other extra columns
+            where.setdefault(name, []).append(i)
+    dupes = {n: pos for n, pos in where.items() if len(pos) > 1}
+    if dupes:
+        listed = "; ".join(
+            f"{n!r} at positions {', '.join(map(str, pos))} (0-based)" for n, pos in dupes.items()
+        )
+        plural = "s" if len(dupes) > 1 else ""
+        raise _input_error(
+            source,
+            f"{what}{plural} " + ", ".join(map(repr, dupes)),
+            f"duplicate {what} name{plural}: {listed[:400]}; keep only one of each "
+            "(a reader would otherwise silently use one and drop the other)",
+        )
+
+
 def _frame_columns(df: pd.DataFrame, *, source: Any) -> _Raw:
     names = [str(c).strip() for c in df.columns]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise _input_error(
-            source, f"column {dupes[0]!r}", "duplicate column name; keep only one"
-        )
+    _check_unique(names, source=source)
     return _Raw({name: df.iloc[:, i] for i, name in enumerate(names)})
 
 
@@ -405,12 +422,32 @@ def _read_delimited(
     path: str | os.PathLike, *, params: ParameterSpace, kind: str
 ) -> _Raw:
     sep = {"csv": ",", "tsv": "\t", "txt": r"\s+"}[kind]
-    return _frame_columns(pd.read_csv(path, sep=sep), source=path)
+    # The header as written: pandas would rename a repeated name (`weight` -> `weight.1`).
+    head = pd.read_csv(
+        path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False
+    )
+    header = [str(c).strip() for c in head.iloc[0]] if len(head) else []
+    _check_unique(header, source=path)
+    with warnings.catch_warnings():
+        # index_col=False: a row with more fields than the header is an error, not an index
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            df = pd.read_csv(path, sep=sep, index_col=False)
+        except pd.errors.ParserWarning:
+            raise _input_error(
+                path,
+                "rows",
+                f"a data row has more fields than the header ({len(header)} names)",
+            ) from None
+    return _frame_columns(df, source=path)
 
 
 def _read_parquet(
     path: str | os.PathLike, *, params: ParameterSpace, kind: str
 ) -> _Raw:
+    import pyarrow.parquet as pq
+
+    _check_unique([str(n).strip() for n in pq.read_schema(path).names], source=path)
     return _frame_columns(pd.read_parquet(path), source=path)
 
 
@@ -425,6 +462,7 @@ def _read_npz(path: str | os.PathLike, *, params: ParameterSpace, kind: str) -> 
                 "not an NPZ archive; save one array per column with np.savez",
             )
         with data:
+            _check_unique(list(data.files), source=path, what="key")
             columns = {
                 k: (_npz_array(data, k, source=path) if k in wanted else None)
                 for k in data.files
@@ -512,12 +550,22 @@ def _pickle_vector(values: Any, *, key: str, source: Any) -> np.ndarray:
     return arr
 
 
-def _read_paramnames(path: Path) -> list[str]:
+def _read_paramnames(path: Path, *, chain: Any) -> list[str]:
     names = []
+    first: dict[str, int] = {}
     with open(path, encoding="utf-8") as fh:
-        for line in fh:
+        for lineno, line in enumerate(fh, start=1):
             if line.strip() and not line.lstrip().startswith("#"):
-                names.append(line.split(None, 1)[0].rstrip("*"))
+                name = line.split(None, 1)[0].rstrip("*")
+                if name in first:
+                    raise _input_error(
+                        chain,
+                        f"{path} line {lineno}",
+                        f"duplicate parameter name {name!r} (first at line {first[name]}); "
+                        "keep only one",
+                    )
+                first[name] = lineno
+                names.append(name)
     if not names:
         raise _input_error(path, None, "no parameter names in .paramnames file")
     return names
@@ -530,7 +578,7 @@ def _read_getdist(
     if not found:
         looked = ", ".join(str(c) for c in _paramnames_candidates(path))
         raise _input_error(path, "paramnames", f"GetDist chain needs {looked}")
-    names = _read_paramnames(found[0])
+    names = _read_paramnames(found[0], chain=path)
     df = pd.read_csv(path, sep=r"\s+", header=None, comment="#")
     if df.shape[1] != len(names) + 2:
         raise _input_error(

@@ -20,6 +20,12 @@ __all__ = ["main"]
 
 #: Exit status after a :class:`~flowprior.errors.FlowpriorError` (bad input, bad file ...).
 EXIT_ERROR = 2
+#: Exit status after any other exception (a bug, or a failure flowprior does not anticipate).
+EXIT_UNEXPECTED = 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,7 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 on success, 2 after a :class:`~flowprior.errors.FlowpriorError` (one line on
         stderr; the traceback too with ``--debug``). A usage error (unknown option, bad option
-        value) raises ``SystemExit(2)`` after one line on stderr.
+        value) raises ``SystemExit(2)`` after one line on stderr. Any other exception (an
+        ``Exception``, not ``KeyboardInterrupt`` or ``SystemExit``) is reported as one line
+        ``flowprior: error: <Type>: <message> (run with --debug for the traceback)`` and
+        gives 1; with ``--debug`` the traceback is printed instead of the hint.
     """
     parser, _ = _build_parser()
     args = parser.parse_args(argv)
@@ -82,8 +91,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlowpriorError as err:
         if args.debug:
             traceback.print_exc()
-        print(f"flowprior: error: {err}", file=sys.stderr)
+        print(f"flowprior: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as err:  # the CLI boundary: one line, the traceback only with --debug
+        if args.debug:
+            traceback.print_exc()
+            hint = ""
+        else:
+            hint = " (run with --debug for the traceback)"
+        print(f"flowprior: error: {type(err).__name__}: {_one_line(err)}{hint}", file=sys.stderr)
+        return EXIT_UNEXPECTED
     return 0 if status is None else int(status)
 
 

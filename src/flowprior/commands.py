@@ -1,14 +1,33 @@
-"""The ``train``, ``sample``, ``logpdf`` and ``info`` subcommands of the ``flowprior`` CLI."""
+"""The ``train``, ``sample``, ``logpdf`` and ``info`` subcommands of the ``flowprior`` CLI.
+
+Outputs are checked before any work starts (:func:`flowprior._atomic.check_output_path`): an
+output must not be, contain or lie inside an input or another output of the command (real
+paths and inodes compared), its directory must exist and be writable, and an existing output
+is replaced only when it is flowprior's own of the same kind: a model recognised by its
+manifest (:func:`flowprior.io.is_model`), a training history (header ``step,...,val_nll,...``),
+samples of this model (its parameter names, ``weight``, ``log_prior``) or log-densities of
+this model (its parameter names, ``logpdf``). Everything else is an
+:class:`~flowprior.errors.OutputError` (exit status 2) and is left untouched.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import dataclasses
+import io
 import json
 import logging
+import math
+import os
+import shutil
 import typing
-from typing import Any
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
 
+from ._atomic import check_output_path
 from .errors import InputError
 
 __all__ = [
@@ -21,6 +40,20 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Largest ``flowprior sample -n``: 10 million draws (80 MB per parameter in float64).
+MAX_SAMPLES = 10_000_000
+#: Seeds are non-negative and fit in 63 bits (numpy and torch generators both take them).
+MAX_SEED = 2**63 - 1
+#: Per-field bounds of integer ``flowprior train`` options checked while parsing.
+_INT_BOUNDS = {"seed": (0, MAX_SEED)}
+#: Largest manifest read while deciding whether an existing output is a model.
+_MANIFEST_PEEK = 16 * 2**20
+#: Bytes read from an existing CSV output to see its header.
+_HEADER_PEEK = 2**20
+#: File suffixes of ``flowprior sample --out`` and ``flowprior logpdf --out``.
+_SAMPLE_SUFFIXES = (".parquet", ".pq", ".csv")
+_LOGPDF_SUFFIXES = (".parquet", ".csv")
+
 
 def _hidden(text: str) -> tuple[int, ...]:
     """``64`` -> (64, 64); ``128,128,64`` -> (128, 128, 64)."""
@@ -31,6 +64,34 @@ def _hidden(text: str) -> tuple[int, ...]:
     if any(w < 1 for w in widths):
         raise argparse.ArgumentTypeError(f"widths must be >= 1, got {text!r}")
     return widths * 2 if len(widths) == 1 else widths
+
+
+def _finite_float(text: str) -> float:
+    """A float option: finite (``inf``/``nan`` are refused while parsing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _bounded_int(lo: int, hi: int, *, what: str = "") -> Callable[[str], int]:
+    """An integer option in ``[lo, hi]`` (``-1`` or ``2**70`` for a seed are refused)."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(
+                f"must be between {lo} and {hi}{what}, got {text!r}"
+            )
+        return value
+
+    return convert
 
 
 def _show(value: Any) -> str:
@@ -68,11 +129,15 @@ def add_train_config_options(parser: argparse.ArgumentParser) -> None:
                 help=f"sets {f.name} to {not f.default}; {f.name}: {help_text}",
             )
             continue
+        metavar = None if f.metadata["choices"] else {int: "N", float: "X"}.get(kind)
         if typing.get_origin(kind) is tuple:
             convert, metavar = _hidden, "N[,N...]"
+        elif kind is float:
+            convert = _finite_float
+        elif f.name in _INT_BOUNDS:
+            convert = _bounded_int(*_INT_BOUNDS[f.name])
         else:
             convert = kind
-            metavar = None if f.metadata["choices"] else {int: "N", float: "X"}.get(kind)
         group.add_argument(
             option,
             dest=f.name,
@@ -133,9 +198,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("sample", help="draw samples from a flow prior")
     p.add_argument("model", metavar="MODEL")
-    p.add_argument("-n", type=int, required=True, help="number of samples")
+    p.add_argument("-n", type=int, required=True,
+                   help=f"number of samples (1 to {MAX_SAMPLES} per call)")
     p.add_argument("--out", required=True, metavar="FILE", help=".parquet or .csv")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=_bounded_int(0, MAX_SEED), default=None,
+                   help=f"seed of the draw (0 to {MAX_SEED}; default: the model's own stream)")
     p.set_defaults(func=_sample)
 
     p = subparsers.add_parser("logpdf", help="evaluate a flow prior's log-density at points")
@@ -148,16 +215,159 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("info", help="print a model's manifest summary")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+    p.add_argument("--fingerprint", action="store_true",
+                   help="print a digest of what determines the density (flowprior.io."
+                   "model_fingerprint)")
     p.set_defaults(func=_info)
 
 
+# ------------------------------------------------------------------ existing outputs
+def _read_json_manifest(data: bytes) -> str | None:
+    """None when ``data`` is a flowprior manifest, else why not."""
+    from .io import FORMAT
+
+    try:
+        manifest = json.loads(data)
+    except (ValueError, RecursionError):
+        return "its manifest.json is not valid JSON"
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return f"its manifest.json is not a {FORMAT} manifest"
+    return None
+
+
+def model_output_reason(path: Path) -> str | None:
+    """None when the existing ``path`` is a flowprior model (so ``train --out`` may replace it).
+
+    The decision is :func:`flowprior.io.is_model` (the rule ``save_model`` applies too): a
+    model directory holds only model files and a ``manifest.json`` of the flowprior model
+    format; a ``.zip`` is such an archive. Otherwise the reason why not, for the message.
+    """
+    from . import io as model_io
+
+    if model_io.is_model(path):
+        return None
+    return _why_not_a_model(path) or "not recognised as a flowprior model by its manifest"
+
+
+def _why_not_a_model(path: Path) -> str | None:
+    """Why an existing ``path`` is not a flowprior model (None when no reason is found)."""
+    from .io import ENTRIES, MANIFEST
+
+    if path.is_dir():
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
+        if not entries:
+            return "an empty directory"
+        odd = [e.name for e in entries if e.is_symlink() or not e.is_file(follow_symlinks=False)]
+        if odd:
+            return f"it holds {', '.join(odd)}, which is not a model file"
+        names = {e.name for e in entries}
+        if MANIFEST not in names:
+            return f"no {MANIFEST}"
+        extra = sorted(names - set(ENTRIES))
+        if extra:
+            return f"it holds {', '.join(extra)}, which is not part of a flowprior model"
+        manifest = path / MANIFEST
+        if manifest.stat().st_size > _MANIFEST_PEEK:
+            return f"its {MANIFEST} is too large"
+        return _read_json_manifest(manifest.read_bytes())
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(MANIFEST)
+            if info.file_size > _MANIFEST_PEEK:
+                return f"its {MANIFEST} is too large"
+            with zf.open(info) as fh:
+                data = fh.read(_MANIFEST_PEEK + 1)
+    except KeyError:
+        return f"a zip without {MANIFEST}"
+    except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, ValueError):
+        return "not a readable zip archive"
+    return _read_json_manifest(data)
+
+
+def _columns(path: Path) -> list[str] | None:
+    """The column names of an existing CSV or Parquet output; None when it is neither."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(path).names)
+        except (OSError, ValueError):  # ArrowInvalid is a ValueError: not a Parquet file
+            return None
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEADER_PEEK)
+        line = head.decode("utf-8").splitlines()[0] if head else ""
+        return next(csv.reader(io.StringIO(line)))
+    except (OSError, UnicodeDecodeError, csv.Error, StopIteration, IndexError):
+        return None
+
+
+def _table_reason(columns_ok: Callable[[list[str]], bool], what: str):
+    """An ``ours`` callback: the existing file's header must be that of ``what``."""
+
+    def reason(path: Path) -> str | None:
+        cols = _columns(path)
+        if cols is None:
+            return "unreadable header"
+        if not columns_ok(cols):
+            shown = ",".join(cols[:8]) + (",..." if len(cols) > 8 else "")
+            return f"its columns {shown!r} are not those of {what}"
+        return None
+
+    return reason
+
+
+def _judged_after_loading(path: Path) -> None:
+    """``ours`` of the early check: an existing file is judged once the model is read."""
+    return None
+
+
+def _is_history(cols: list[str]) -> bool:
+    return len(cols) >= 2 and cols[0] == "step" and "val_nll" in cols
+
+
+def _check_suffix(path: str, option: str, suffixes: tuple[str, ...]) -> None:
+    if Path(path).suffix.lower() not in suffixes:
+        raise InputError(
+            f"{path}: {option}: unknown file type; use {' or '.join(suffixes)}"
+        )
+
+
+@contextlib.contextmanager
+def _removed_on_error(path: Path, existed: bool):
+    """Remove a newly written ``path`` when the block fails (an older output is kept as is)."""
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        raise
+
+
+# ------------------------------------------------------------------ the subcommands
 def _train(args: argparse.Namespace) -> None:
-    from ._atomic import atomic_write_text
+    from ._atomic import atomic_output_path
     from .chains import read_chain
     from .params import load_parameters
     from .train import min_samples, train_flow
 
     cfg = train_config_from_args(args)  # bad settings fail before any file is read
+    inputs = {"CHAIN": args.chain, "--params": args.params}
+    out = check_output_path(
+        args.out, option="--out", avoid={**inputs, "--history": args.history},
+        directory=Path(args.out).suffix != ".zip", ours=model_output_reason,
+        kind="flowprior model",
+    )
+    if args.history:
+        check_output_path(
+            args.history, option="--history", avoid={**inputs, "--out": args.out},
+            ours=_table_reason(_is_history, "a flowprior training history"),
+            kind="flowprior training history",
+        )
     params = load_parameters(args.params)
     chain = read_chain(
         args.chain,
@@ -167,9 +377,15 @@ def _train(args: argparse.Namespace) -> None:
         min_samples=min_samples(params.dim),
     )
     result = train_flow(chain, cfg)
-    result.save(args.out)
-    if args.history:
-        atomic_write_text(args.history, result.history.to_csv(index=False))
+    existed = os.path.lexists(out)
+    with contextlib.ExitStack() as stack:
+        # a new model is removed again if the history cannot be completed; the history is
+        # written to a temporary file and renamed into place only after the model
+        stack.enter_context(_removed_on_error(out, existed))
+        if args.history:
+            tmp = stack.enter_context(atomic_output_path(args.history))
+            result.history.to_csv(tmp, index=False)
+        result.save(out)
     m = result.metrics
     log.info(
         "wrote %s (%d steps, best validation NLL %.4f, %s)",
@@ -183,9 +399,20 @@ def _sample(args: argparse.Namespace) -> None:
     from .chains import Chain, write_chain
     from .priors import FlowPrior
 
-    if args.n < 1:
-        raise InputError(f"-n: must be >= 1, got {args.n}")
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise InputError(
+            f"-n: must be between 1 and {MAX_SAMPLES} samples per call, got {args.n}"
+            + (" (draw several files with different --seed)" if args.n > MAX_SAMPLES else "")
+        )
+    _check_suffix(args.out, "--out", _SAMPLE_SUFFIXES)
+    check_output_path(args.out, option="--out", avoid={"MODEL": args.model},
+                      ours=_judged_after_loading, kind="sample file")
     prior = FlowPrior.load(args.model)
+    columns = [*prior.names, "weight", "log_prior"]
+    check_output_path(
+        args.out, option="--out", avoid={"MODEL": args.model}, kind="flowprior sample file",
+        ours=_table_reason(lambda cols: cols == columns, "flowprior samples of this model"),
+    )
     x = prior.rvs(args.n, seed=args.seed)
     chain = Chain(prior.params, x, np.ones(args.n), log_prior=prior.logpdf(x),
                   source=f"flowprior sample {args.model}")
@@ -200,15 +427,21 @@ def _logpdf(args: argparse.Namespace) -> None:
     from .chains import read_chain
     from .priors import FlowPrior
 
+    _check_suffix(args.out, "--out", _LOGPDF_SUFFIXES)
+    inputs = {"MODEL": args.model, "POINTS": args.points}
+    check_output_path(args.out, option="--out", avoid=inputs, ours=_judged_after_loading,
+                      kind="log-density file")
     prior = FlowPrior.load(args.model)
+    columns = [*prior.names, "logpdf"]
+    check_output_path(
+        args.out, option="--out", avoid=inputs, kind="flowprior log-density file",
+        ours=_table_reason(lambda cols: cols == columns, "flowprior log-densities of this model"),
+    )
     points = read_chain(args.points, prior.params, allow_pickle=args.allow_pickle, outside="keep")
     frame = pd.DataFrame(points.samples, columns=list(prior.names))
     frame["logpdf"] = prior.logpdf(points.samples)
-    suffix = str(args.out).lower().rsplit(".", 1)[-1]
-    if suffix not in ("parquet", "csv"):
-        raise InputError(f"{args.out}: --out: unknown file type; use .parquet or .csv")
     with atomic_output_path(args.out) as tmp:
-        if suffix == "csv":
+        if Path(args.out).suffix.lower() == ".csv":
             frame.to_csv(tmp, index=False, float_format="%.17g")
         else:
             frame.to_parquet(tmp, index=False)
@@ -218,9 +451,21 @@ def _logpdf(args: argparse.Namespace) -> None:
 def _info(args: argparse.Namespace) -> None:
     from .io import read_manifest
 
+    if args.fingerprint:
+        from .io import model_fingerprint
+
+        print(model_fingerprint(args.model))
+        return
     m = read_manifest(args.model)
     if args.json:
-        print(json.dumps(m, indent=2, sort_keys=True))
+        try:
+            text = json.dumps(m, indent=2, sort_keys=True, allow_nan=False)
+        except ValueError:
+            raise InputError(
+                f"{args.model}: manifest.json: holds a NaN or infinite number, which JSON cannot "
+                "represent; retrain the model"
+            ) from None
+        print(text)
         return
     print(_summary(m))
 
@@ -232,7 +477,8 @@ def _summary(m: dict[str, Any]) -> str:
         f"  flow        {flow['kind']}, {flow['transforms']} transforms, hidden "
         f"{flow['hidden']}, dim {flow['dim']}, core {flow['dtype']}",
         f"  training    loss {train['loss']}, seed {m['seed']}, {met['steps']} steps "
-        f"({met['stop_reason']}), {met['train_seconds']:.1f} s",
+        f"({met['stop_reason']}), "
+        + (f"{met['train_seconds']:.1f} s" if "train_seconds" in met else "wall time not recorded"),
         f"  validation  best NLL {met['best_val_nll']:.5g} at step {met['best_step']}"
         + (f", KL {met['val_kl']:.4g}" if "val_kl" in met else ""),
         f"  data        {data['source']} (n={data['n']}, ESS={data['ess']:.1f}, "

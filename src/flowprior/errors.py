@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["FlowpriorError", "InputError"]
+__all__ = ["FlowpriorError", "InputError", "OutputError"]
 
 _NEWLINES = re.compile(r"\s*[\r\n]+\s*")
 
@@ -35,6 +35,16 @@ class InputError(FlowpriorError, ValueError):
 
     def __init__(self, message: object) -> None:
         super().__init__(_NEWLINES.sub(" ", str(message)).strip())
+
+
+class OutputError(InputError):
+    """An output path that must not or cannot be written.
+
+    Raised before any work starts when an output would replace something flowprior did not
+    write, would replace one of the command's inputs (or another of its outputs), or cannot be
+    written (missing or read-only directory, a directory where a file is expected). Same
+    one-line layout as :class:`InputError`: ``"<path>: <option>: <what is wrong>"``.
+    """
 
 
 def _input_error(source: object, where: str | None, what: str) -> InputError:

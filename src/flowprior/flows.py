@@ -26,7 +26,7 @@ import torch
 import zuko
 from torch import Tensor, nn
 
-__all__ = ["FLOW_KINDS", "BoundedFlow", "build_flow"]
+__all__ = ["FLOW_KINDS", "BoundedFlow", "build_flow", "check_architecture", "parameter_count"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,61 @@ FLOW_KINDS = ("nsf", "maf", "realnvp")
 #: Relative distance to the box walls below which points are moved onto ``eps`` (keeps the
 #: logit finite for points on the boundary).
 DEFAULT_EPS = 1e-12
+
+#: Bounds on the architecture, checked by :func:`build_flow` *before* anything is allocated
+#: (and by the model loader, so a hostile manifest cannot make it allocate gigabytes).
+MAX_DIM = 256
+MAX_TRANSFORMS = 64
+MAX_LAYERS = 16
+MAX_WIDTH = 8192
+MAX_BINS = 512
+#: Upper bound on the trainable parameters (an estimate, see :func:`parameter_count`).
+MAX_PARAMETERS = 50_000_000
+
+
+def parameter_count(*, kind: str, dim: int, transforms: int, hidden: Sequence[int], bins: int) -> int:
+    """Upper estimate of the trainable parameters of :func:`build_flow` (no allocation).
+
+    Every transformation holds one conditioner MLP ``dim -> hidden... -> dim * k`` with
+    ``k = 3 bins - 1`` spline parameters per feature (``nsf``) or ``k = 2`` (affine).
+    """
+    k = 3 * bins - 1 if kind == "nsf" else 2
+    sizes = [dim, *hidden, dim * k]
+    return transforms * sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def check_architecture(
+    *, kind: str, dim: int, transforms: int, hidden: Sequence[int], bins: int
+) -> None:
+    """Raise ``ValueError`` (naming the setting) unless the architecture is within the bounds.
+
+    Types are checked too (``bool`` is not an integer here), so a value read from a file can
+    be passed as it is.
+    """
+
+    def integer(value, name, lo, hi):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name}: must be an integer, got {value!r}")
+        if not lo <= value <= hi:
+            raise ValueError(f"{name}: {value} is outside [{lo}, {hi}]")
+
+    if kind not in FLOW_KINDS:
+        raise ValueError(f"kind: unknown flow kind {kind!r}; choose one of {', '.join(FLOW_KINDS)}")
+    integer(dim, "dim", 1, MAX_DIM)
+    integer(transforms, "transforms", 0, MAX_TRANSFORMS)
+    integer(bins, "bins", 2, MAX_BINS)
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
+        raise ValueError(f"hidden: must be a list of integers, got {hidden!r}")
+    if not 1 <= len(hidden) <= MAX_LAYERS:
+        raise ValueError(f"hidden: {len(hidden)} layers, must be 1 to {MAX_LAYERS}")
+    for i, width in enumerate(hidden):
+        integer(width, f"hidden[{i}]", 1, MAX_WIDTH)
+    count = parameter_count(kind=kind, dim=dim, transforms=transforms, hidden=hidden, bins=bins)
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            f"hidden: the architecture needs about {count} parameters, more than the limit "
+            f"{MAX_PARAMETERS}"
+        )
 
 
 def build_flow(
@@ -68,14 +123,15 @@ def build_flow(
     -------
     zuko.flows.Flow
         Calling it returns a distribution over ``Tensor (*, D)``.
+
+    Raises
+    ------
+    ValueError
+        Unknown kind, or sizes outside the bounds of :func:`check_architecture` (checked
+        before anything is allocated).
     """
-    if kind not in FLOW_KINDS:
-        raise ValueError(f"unknown flow kind {kind!r}; choose one of {', '.join(FLOW_KINDS)}")
-    if dim < 1:
-        raise ValueError(f"dim must be >= 1, got {dim}")
-    if transforms < 0:
-        raise ValueError(f"transforms must be >= 0, got {transforms}")
-    hidden = tuple(int(h) for h in hidden)
+    hidden = tuple(hidden)
+    check_architecture(kind=kind, dim=dim, transforms=transforms, hidden=hidden, bins=bins)
     if transforms == 0:
         base = zuko.flows.UnconditionalDistribution(
             zuko.distributions.DiagNormal,
@@ -138,6 +194,8 @@ class BoundedFlow(nn.Module):
         self.register_buffer("shift", torch.as_tensor(shift, dtype=f64).clone())
         self.register_buffer("scale", torch.as_tensor(scale, dtype=f64).clone())
         self.eps = float(eps)
+        if not 0.0 < self.eps < 0.5:  # NaN fails too
+            raise ValueError(f"eps must be in (0, 0.5), got {eps!r}")
         if not bool(torch.all(self.lower < self.upper)):
             raise ValueError("every lower bound must be below its upper bound")
         if self.scale.ndim == 2:

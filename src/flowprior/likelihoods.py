@@ -14,7 +14,21 @@ likelihoods. It is named in a config by a spec string:
 
 :class:`Likelihood` wraps one plug-in for one dataset and checks every result: a plug-in that
 raises, returns the wrong shape, NaN or ``+inf`` stops with a :class:`LikelihoodError` that
-names the dataset and the offending point. ``-inf`` (zero likelihood) is allowed.
+names the dataset and the offending point. ``-inf`` (zero likelihood) is allowed. A plug-in
+that calls ``sys.exit`` (or raises any other ``BaseException`` but ``KeyboardInterrupt``) gives
+the same error instead of ending the process.
+
+Timeouts
+--------
+``Likelihood(..., timeout=seconds)`` (config key ``timeout`` of a likelihood dataset) stops a
+call that runs longer and raises :class:`LikelihoodError` naming the dataset. In the main
+thread of a POSIX process the call is interrupted with ``SIGALRM`` (``signal.setitimer``; any
+timer and handler the caller had set are restored afterwards): the plug-in stops at the next
+Python bytecode, so a single long-running C call (one huge numpy operation, a blocking
+extension) is stopped only when it returns to Python. Elsewhere (another thread, or a platform
+without ``setitimer``) the call runs in a daemon helper thread and the caller stops waiting
+after ``timeout`` seconds; Python cannot kill that thread, so the abandoned call runs on in the
+background until it returns, and its result is discarded.
 """
 
 from __future__ import annotations
@@ -25,25 +39,52 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import math
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .config import check_config_size
 from .errors import FlowpriorError, InputError, _input_error
 
 __all__ = ["Likelihood", "LikelihoodError", "load_likelihood"]
 
 logger = logging.getLogger(__name__)
 
-_ENTRY_KEYS = ("likelihood", "kwargs", "inputs")  # inputs: files for the workflow only
+_ENTRY_KEYS = ("likelihood", "kwargs", "inputs", "timeout")  # inputs: workflow files only
 
 
 class LikelihoodError(FlowpriorError):
     """A likelihood plug-in failed or returned an invalid value (names dataset and point)."""
+
+
+class _CallTimeout(BaseException):
+    """Raised inside a plug-in by the SIGALRM handler (not an Exception: plug-ins' ``except
+    Exception`` blocks do not swallow it)."""
+
+
+def _check_timeout(timeout: Any, *, dataset: str) -> float | None:
+    if timeout is None:
+        return None
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise _input_error(
+            f"dataset {dataset}",
+            "timeout",
+            f"expected a finite number of seconds > 0 (or null), got {timeout!r}",
+        )
+    return float(timeout)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -91,7 +132,10 @@ def _load_file_module(module: str, *, spec: str, base_dir: str | os.PathLike | N
     sys.modules[name] = mod
     try:
         mod_spec.loader.exec_module(mod)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        sys.modules.pop(name, None)
+        raise
+    except BaseException as exc:  # SystemExit too: a plug-in must not end the process
         sys.modules.pop(name, None)
         raise _input_error(
             f"likelihood {spec!r}",
@@ -125,7 +169,9 @@ def _import_module(module: str, *, spec: str):
             None,
             f"importing module {module!r} failed: {type(exc).__name__}: {exc}",
         ) from exc
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a plug-in must not end the process
         raise _input_error(
             f"likelihood {spec!r}",
             None,
@@ -212,6 +258,10 @@ class Likelihood:
     spec : str, optional
         Provenance string stored as :attr:`spec`; default ``"<fn.__module__>:<fn.__qualname__>"``
         (:meth:`from_config` passes the config's spec).
+    timeout : float, optional
+        Seconds one call of ``fn`` may take; a longer call is stopped with a
+        :class:`LikelihoodError` (see "Timeouts" in the module docstring for how, and for the
+        limits of stopping C code). Default: no limit.
 
     Attributes
     ----------
@@ -220,6 +270,7 @@ class Likelihood:
     dim : int
     spec : str
         Where the plug-in came from (the config spec, or ``module:qualname``), for provenance.
+    timeout : float or None
     n_calls : int
         Number of points evaluated by ``fn`` so far (rows of all batches passed to it).
 
@@ -237,6 +288,7 @@ class Likelihood:
         kwargs: Mapping[str, Any] | None = None,
         dim: int,
         spec: str | None = None,
+        timeout: float | None = None,
         _canonical: str | None = None,
     ) -> None:
         if not callable(fn):
@@ -250,6 +302,8 @@ class Likelihood:
             )
         self.fn = fn
         self.dataset = str(dataset)
+        check_config_size(kwargs, source=f"dataset {dataset}: kwargs")
+        self.timeout = _check_timeout(timeout, dataset=str(dataset))
         self.kwargs = copy.deepcopy(dict(kwargs))
         self.dim = int(dim)
         self.spec = spec if spec is not None else _spec_of(fn)
@@ -305,8 +359,8 @@ class Likelihood:
         Parameters
         ----------
         entry : mapping
-            ``likelihood`` (required; see :func:`load_likelihood`) and ``kwargs`` (optional).
-            Other keys are errors.
+            ``likelihood`` (required; see :func:`load_likelihood`), ``kwargs`` and ``timeout``
+            (seconds per call; optional). ``inputs`` is for the workflow; other keys are errors.
         dataset : str
         dim : int
         base_dir : str or path-like, optional
@@ -325,22 +379,33 @@ class Likelihood:
         unknown = [str(k) for k in entry if k not in _ENTRY_KEYS]
         if unknown:
             raise _input_error(
-                src, ", ".join(unknown), "unknown key(s); expected likelihood[, kwargs, inputs]"
+                src,
+                ", ".join(unknown),
+                "unknown key(s); expected likelihood[, kwargs, inputs, timeout]",
             )
         if "likelihood" not in entry:
             raise _input_error(src, "likelihood", "missing key")
         spec = entry["likelihood"]
         kwargs = entry.get("kwargs") or {}
+        timeout = _check_timeout(entry.get("timeout"), dataset=str(dataset))
         try:
             fn, canonical = _resolve(spec, base_dir=base_dir)
         except InputError as exc:
             raise InputError(f"{src}: {exc}") from exc
-        return cls(fn, dataset=dataset, kwargs=kwargs, dim=dim, spec=spec, _canonical=canonical)
+        return cls(
+            fn,
+            dataset=dataset,
+            kwargs=kwargs,
+            dim=dim,
+            spec=spec,
+            timeout=timeout,
+            _canonical=canonical,
+        )
 
     def __repr__(self) -> str:
         return (
             f"Likelihood(dataset={self.dataset!r}, spec={self.spec!r}, dim={self.dim}, "
-            f"kwargs={self.kwargs!r})"
+            f"kwargs={self.kwargs!r}, timeout={self.timeout!r})"
         )
 
     def __reduce__(self):
@@ -348,7 +413,15 @@ class Likelihood:
             return super().__reduce__()
         return (
             _rebuild,
-            (self._canonical, self.dataset, self.kwargs, self.dim, self.spec, self.n_calls),
+            (
+                self._canonical,
+                self.dataset,
+                self.kwargs,
+                self.dim,
+                self.spec,
+                self.n_calls,
+                self.timeout,
+            ),
         )
 
     def __call__(self, theta: Any) -> np.ndarray | float:
@@ -367,7 +440,9 @@ class Likelihood:
         ValueError
             ``theta`` does not have ``d`` columns.
         LikelihoodError
-            The plug-in raised, returned a wrong shape, something not numeric, NaN or ``+inf``.
+            The plug-in raised (any exception, ``SystemExit`` included; ``KeyboardInterrupt``
+            passes through), ran longer than :attr:`timeout`, or returned a wrong shape,
+            something not numeric, NaN or ``+inf``.
         """
         pts = np.asarray(theta, dtype=np.float64)  # the caller's points, for messages
         single = pts.ndim == 1
@@ -383,16 +458,32 @@ class Likelihood:
             return np.empty(0, dtype=np.float64)
         x = np.array(pts, dtype=np.float64, order="C", copy=True)  # the plug-in's own copy
         self.n_calls += n
-        try:
-            raw = self.fn(x, **self.kwargs)
-        except Exception as exc:
+        outcome, value = self._invoke(x)
+        if outcome == "timeout":
             raise LikelihoodError(
-                f"dataset {self.dataset}: likelihood raised {type(exc).__name__}: "
-                f"{' '.join(str(exc).split())} "
+                f"dataset {self.dataset}: likelihood call exceeded the timeout of "
+                f"{self.timeout:g} s at the batch of {n} point(s) starting with "
+                f"theta={_fmt_point(pts[0])}{value}"
+            )
+        if outcome == "raised":
+            raise LikelihoodError(
+                f"dataset {self.dataset}: likelihood raised {type(value).__name__}: "
+                f"{' '.join(str(value).split())} "
                 f"at the batch starting with theta={_fmt_point(pts[0])}"
-            ) from exc
-        out = self._check(raw, pts, n)
+            ) from value
+        out = self._check(value, pts, n)
         return float(out[0]) if single else out
+
+    def _invoke(self, x: np.ndarray) -> tuple[str, Any]:
+        """Call the plug-in: ``("ok", result)``, ``("raised", exception)`` or
+        ``("timeout", note)``. ``KeyboardInterrupt`` propagates."""
+        if self.timeout is None:
+            return _call(self.fn, x, self.kwargs)
+        if threading.current_thread() is threading.main_thread() and hasattr(
+            signal, "setitimer"
+        ):
+            return _call_with_alarm(self.fn, x, self.kwargs, self.timeout)
+        return _call_in_thread(self.fn, x, self.kwargs, self.timeout, self.dataset)
 
     def _check(self, raw: Any, x: np.ndarray, n: int) -> np.ndarray:
         name = self.dataset
@@ -423,10 +514,97 @@ class Likelihood:
         return out
 
 
+def _call(fn: Callable, x: np.ndarray, kwargs: dict) -> tuple[str, Any]:
+    try:
+        return "ok", fn(x, **kwargs)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a plug-in must not end the process
+        return "raised", exc
+
+
+def _call_with_alarm(fn: Callable, x: np.ndarray, kwargs: dict, timeout: float) -> tuple[str, Any]:
+    """Main thread: SIGALRM interrupts the call after ``timeout`` s (repeating every ``timeout``
+    s, so a plug-in that swallows one interruption meets the next); the caller's handler and
+    timer are restored."""
+    state = {"active": True, "fired": False}
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        state["fired"] = True
+        if state["active"]:
+            raise _CallTimeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    start = time.monotonic()
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, timeout, timeout)
+    try:
+        try:
+            try:
+                result = _call(fn, x, kwargs)
+            finally:
+                state["active"] = False
+        except _CallTimeout:  # raised outside the plug-in's own frames, e.g. in _call
+            state["fired"] = True
+            result = ("timeout", "")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if old_delay > 0:
+            remaining = max(old_delay - (time.monotonic() - start), 1e-6)
+            signal.setitimer(signal.ITIMER_REAL, remaining, old_interval)
+    if result[0] == "raised" and isinstance(result[1], _CallTimeout):
+        return "timeout", ""
+    if state["fired"]:
+        note = (
+            " (the plug-in caught the interruption and returned late; its result is discarded)"
+            if result[0] == "ok"
+            else ""
+        )
+        return "timeout", note
+    return result
+
+
+def _call_in_thread(
+    fn: Callable, x: np.ndarray, kwargs: dict, timeout: float, dataset: str
+) -> tuple[str, Any]:
+    """Off the main thread: run the call in a daemon thread and wait at most ``timeout`` s."""
+    box: list[tuple[str, Any]] = []
+
+    def run() -> None:
+        try:
+            box.append(_call(fn, x, kwargs))
+        except BaseException as exc:  # KeyboardInterrupt cannot reach a helper thread
+            box.append(("raised", exc))
+
+    helper = threading.Thread(target=run, name=f"flowprior-likelihood-{dataset}", daemon=True)
+    helper.start()
+    helper.join(timeout)
+    if helper.is_alive() or not box:
+        return "timeout", (
+            " (not in the main thread: the abandoned call runs on in a background thread "
+            "until it returns)"
+        )
+    return box[0]
+
+
 def _rebuild(
-    canonical: str, dataset: str, kwargs: dict, dim: int, spec: str, n_calls: int
+    canonical: str,
+    dataset: str,
+    kwargs: dict,
+    dim: int,
+    spec: str,
+    n_calls: int,
+    timeout: float | None = None,
 ) -> Likelihood:
     fn, canonical = _resolve(canonical, base_dir=None)
-    lk = Likelihood(fn, dataset=dataset, kwargs=kwargs, dim=dim, spec=spec, _canonical=canonical)
+    lk = Likelihood(
+        fn,
+        dataset=dataset,
+        kwargs=kwargs,
+        dim=dim,
+        spec=spec,
+        timeout=timeout,
+        _canonical=canonical,
+    )
     lk.n_calls = n_calls
     return lk

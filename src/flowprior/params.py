@@ -36,6 +36,7 @@ import numpy as np
 import yaml
 
 from ._atomic import atomic_write_text
+from .config import load_yaml
 from .errors import _input_error
 
 __all__ = ["ParameterSpace", "load_parameters", "RESERVED_NAMES"]
@@ -237,19 +238,27 @@ def _read_text(path: str | os.PathLike) -> str:
 
 
 def _parse_yaml(text: str, *, source: object) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "YAML"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise _input_error(source, where, f"invalid YAML ({problem})") from None
+    """Bounded YAML (aliases, depth, expansion, duplicate keys): see :func:`load_yaml`."""
+    name = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
+    return load_yaml(name, text=text)
 
 
 def _parse_delimited(text: str, *, delimiter: str, source: object) -> list[dict]:
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    lines = [row for row in reader if any(cell.strip() for cell in row)]
+    try:
+        lines = [row for row in reader if any(cell.strip() for cell in row)]
+    except csv.Error as exc:
+        raise _input_error(source, f"line {reader.line_num}", f"invalid table ({exc})") from None
+    if not lines:
+        raise _input_error(source, None, "no header row; expected columns name, lower, upper")
     header = [cell.strip() for cell in lines[0]]
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise _input_error(
+            source,
+            "header",
+            f"duplicate column name(s) {', '.join(map(repr, dupes))}; keep only one of each",
+        )
     missing = [k for k in ("name", "lower", "upper") if k not in header]
     if missing:
         raise _input_error(

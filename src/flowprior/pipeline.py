@@ -161,7 +161,9 @@ def summarise_analysis(
     against the joint ``log Z``); only when more than one sampler gives a chain it also holds
     ``sequential_evidence_by_sampler`` and ``evidence_check_by_sampler`` (sampler -> chain,
     sampler -> check, in that order). A chain dataset first in the sequence (no evidence)
-    gives no chain.
+    gives no chain. An error a run does not report (pocoMC with ``precondition: false``)
+    stays unknown: the chain's ``log_evidence_err`` is None (JSON null, "–" in the tables),
+    and a check that needs it has ``n_sigma`` None and a ``skipped`` reason naming the runs.
 
     Parameters
     ----------
@@ -206,6 +208,16 @@ def _evidence_samplers(seq: Sequence[str], out: Mapping[str, Any]) -> list[str]:
     return list(out["sequential"].get(stage_id(seq), {}))
 
 
+def _err(run: Mapping[str, Any]) -> float | None:
+    """A run's ``log_evidence_err``: a float, or None when the sampler reports none.
+
+    pocoMC without preconditioning (``precondition: false``) gives a ``log Z`` but no error;
+    unknown stays unknown (None, JSON null), never 0.
+    """
+    err = run.get("log_evidence_err")
+    return None if err is None else float(err)
+
+
 def _evidence_chain(
     seq: Sequence[str], out: Mapping[str, Any], sampler: str
 ) -> dict[str, Any] | None:
@@ -214,15 +226,20 @@ def _evidence_chain(
     ``log Z_first`` is the stage-1 run's evidence, whatever sampler ran it; each sequential
     term is the evidence of ``sampler``'s run of that stage. None when any of them reports
     no evidence (a chain dataset first, or a sampler without an evidence such as emcee).
+    ``log_evidence_err`` is the quadrature sum of the terms' errors, or None when any term
+    reports no error; ``err_unknown`` then lists those terms' stages.
 
     When the last stage carries a ``flow_correction`` (its earlier likelihoods were evaluable),
     also the flow-corrected total ``log Z_(last|q) + log E[r]`` (see :func:`flow_correction`)
-    and the flow's bias on the chain, ``log E[r] - log Z_(previous stages)``.
+    and the flow's bias on the chain, ``flow_bias = log Z_(previous stages) - log E[r]``: the
+    raw chain minus the flow-corrected total, positive when the flow's error raises the raw
+    chain's ``log Z``.
     """
     first = out["stage1"].get(seq[0], {}).get("run_info", {})
     if first.get("log_evidence") is None:
         return None
-    total, var = float(first["log_evidence"]), float(first.get("log_evidence_err") or 0.0) ** 2
+    total = float(first["log_evidence"])
+    errors: list[tuple[str, float | None]] = [(seq[0], _err(first))]
     terms = [{"stage": seq[0], "log_evidence": total}]
     run: Mapping[str, Any] = {}
     for k in range(2, len(seq) + 1):
@@ -231,40 +248,79 @@ def _evidence_chain(
         if not run or run.get("log_evidence") is None:
             return None
         total += float(run["log_evidence"])
-        var += float(run.get("log_evidence_err") or 0.0) ** 2
+        errors.append((stage_id(seq[:k]), _err(run)))
         terms.append({"stage": stage_id(seq[:k]), "log_evidence": float(run["log_evidence"])})
-    chain = {"terms": terms, "log_evidence": total, "log_evidence_err": math.sqrt(var)}
+    unknown = [stage for stage, e in errors if e is None]
+    chain: dict[str, Any] = {
+        "terms": terms,
+        "log_evidence": total,
+        "log_evidence_err": None if unknown else math.sqrt(sum(e * e for _, e in errors)),
+    }
+    if unknown:
+        chain["err_unknown"] = unknown
     corr = run.get("flow_correction")
     if corr:
+        last_err = _err(run)
         chain["flow_corrected"] = {
             "log_evidence": float(run["log_evidence"]) + corr["log_mean_ratio"],
-            "log_evidence_err": math.hypot(
-                float(run.get("log_evidence_err") or 0.0), corr["log_mean_ratio_err"]
+            "log_evidence_err": (
+                None if last_err is None else math.hypot(last_err, corr["log_mean_ratio_err"])
             ),
             "flow_bias": previous - corr["log_mean_ratio"],
             "ess_fraction": corr["ess_fraction"],
         }
+        if last_err is None:
+            chain["flow_corrected"]["err_unknown"] = [stage_id(seq)]
     return chain
 
 
-def _check(value: float, err: float, reference: float, reference_err: float) -> dict[str, Any]:
-    combined = math.hypot(err, reference_err)
+def _check(
+    value: float, err: float | None, reference: float, reference_err: float | None, *,
+    unknown: Sequence[str] = (),
+) -> dict[str, Any]:
+    """``value`` against ``reference`` in units of their combined error.
+
+    ``skipped`` is None when ``n_sigma`` was computed; otherwise ``n_sigma`` (and, with an
+    unknown error, ``combined_error``) is None and ``skipped`` says why: an error that is
+    unknown (``unknown`` names the runs; pocoMC with ``precondition: false`` reports none) or
+    a combined error of 0.
+    """
     diff = value - reference
+    if err is None or reference_err is None:
+        who = ", ".join(unknown) or "a run"
+        return {
+            "log_evidence": value,
+            "difference": diff,
+            "combined_error": None,
+            "n_sigma": None,
+            "skipped": f"no log Z error reported by {who} (e.g. pocoMC with precondition: false)",
+        }
+    combined = math.hypot(err, reference_err)
     return {
         "log_evidence": value,
         "difference": diff,
         "combined_error": combined,
         "n_sigma": diff / combined if combined > 0 else None,
+        "skipped": None if combined > 0 else "combined log Z error is 0",
     }
 
 
-def _evidence_check(chain: Mapping[str, Any], j_z: float, j_err: float) -> dict[str, Any]:
+def _evidence_check(
+    chain: Mapping[str, Any], j_z: float, j_err: float | None, *, joint: str
+) -> dict[str, Any]:
     """One sequential evidence chain against the joint run's ``log Z``."""
-    check = _check(chain["log_evidence"], chain["log_evidence_err"], j_z, j_err)
+    joint_unknown = [f"joint {joint}"] if j_err is None else []
+    check = _check(
+        chain["log_evidence"], chain["log_evidence_err"], j_z, j_err,
+        unknown=list(chain.get("err_unknown", [])) + joint_unknown,
+    )  # fmt: skip
     out = {"sequential_log_evidence": check.pop("log_evidence"), "joint_log_evidence": j_z, **check}
     fc = chain.get("flow_corrected")
     if fc:
-        out["flow_corrected"] = _check(fc["log_evidence"], fc["log_evidence_err"], j_z, j_err)
+        out["flow_corrected"] = _check(
+            fc["log_evidence"], fc["log_evidence_err"], j_z, j_err,
+            unknown=list(fc.get("err_unknown", [])) + joint_unknown,
+        )  # fmt: skip
     return out
 
 
@@ -288,8 +344,8 @@ def _sequence_summary(seq, *, names, out, sequential, joint, order) -> dict[str,
     if jid in joint:
         jrun = out["joint"][jid]["run_info"]
         if chains and jrun.get("log_evidence") is not None:
-            j_z, j_err = float(jrun["log_evidence"]), float(jrun.get("log_evidence_err") or 0.0)
-            checks = {s: _evidence_check(c, j_z, j_err) for s, c in chains.items()}
+            j_z, j_err = float(jrun["log_evidence"]), _err(jrun)
+            checks = {s: _evidence_check(c, j_z, j_err, joint=jid) for s, c in chains.items()}
             entry["evidence_check"] = next(iter(checks.values()))
             if len(checks) > 1:
                 entry["evidence_check_by_sampler"] = checks
@@ -544,10 +600,12 @@ def flow_correction(
     so ``log Z_(new|prev) = log Z_(new|q) + log_mean_ratio - log Z_prev``. The returned
     ``log_mean_ratio`` is the weighted ``log E[r]``, ``log_mean_ratio_err`` its delta-method
     standard error (ratio estimator, weights treated as fixed), and ``ess_fraction`` the Kish
-    effective sample size of ``weights * r`` over that of ``weights``: 1 when the flow matches
-    the previous posterior where the new data put the mass; far below 1 when it does not.
-    ``weights * r`` are the importance weights that turn the stage's samples into samples of
-    the exact posterior.
+    effective sample size of ``weights * r`` over that of ``weights``: near 1 when the flow
+    matches the previous posterior where the new data put the mass; far below 1 when it does
+    not. It is not bounded by 1: where ``r`` happens to even out unequal sampler weights the
+    reweighted ESS is the larger one (1.048 has been measured), so read values near or above
+    1 alike as "no loss". ``weights * r`` are the importance weights that turn the stage's
+    samples into samples of the exact posterior.
 
     Parameters
     ----------

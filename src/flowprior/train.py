@@ -23,8 +23,10 @@ import copy
 import dataclasses
 import logging
 import math
+import numbers
 import textwrap
 import time
+import typing
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +39,7 @@ from tqdm.auto import tqdm
 
 from .chains import Chain
 from .errors import InputError
-from .flows import FLOW_KINDS, BoundedFlow, build_flow
+from .flows import FLOW_KINDS, MAX_DIM, BoundedFlow, build_flow, check_architecture
 from .stats import kish_ess, weighted_mean_sd
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "WHITENINGS",
     "TrainConfig",
     "TrainResult",
+    "TrainingDivergedError",
     "loss_value",
     "train_flow",
 ]
@@ -57,6 +60,8 @@ LOSSES = ("nll", "kl", "jeffreys")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: Chunk size for full-set evaluations (validation NLL).
 _EVAL_CHUNK = 65536
+#: Largest accepted seed (numpy and torch both take it).
+MAX_SEED = 2**63 - 1
 #: Allowed values of the other string fields of :class:`TrainConfig`.
 DEVICES = ("cpu", "cuda")
 DTYPES = tuple(_DTYPES)
@@ -145,6 +150,7 @@ class TrainConfig:
     progress: bool = _knob(True, "Show a tqdm progress bar.", cli="--quiet")
 
     def __post_init__(self) -> None:
+        self._check_types()
         self.hidden = tuple(int(h) for h in self.hidden)
         checks = [
             (
@@ -158,9 +164,13 @@ class TrainConfig:
             (len(self.hidden) > 0 and min(self.hidden) >= 1, "hidden widths must be >= 1"),
             (self.bins >= 2, "bins must be >= 2"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.lr > 0, "lr must be > 0"),
+            (math.isfinite(self.lr) and self.lr > 0, f"lr must be finite and > 0, not {self.lr!r}"),
             (self.max_steps >= 1, "max_steps must be >= 1"),
-            (self.max_time > 0, "max_time must be > 0"),
+            (
+                math.isfinite(self.max_time) and self.max_time > 0,
+                f"max_time must be finite and > 0, not {self.max_time!r}",
+            ),
+            (0 <= self.seed <= MAX_SEED, f"seed must be in [0, 2**63 - 1], not {self.seed!r}"),
             (self.patience >= 1, "patience must be >= 1"),
             (self.eval_every >= 1, "eval_every must be >= 1"),
             (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
@@ -169,6 +179,34 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise InputError(f"flow settings: {message}")
+        try:  # upper bounds of the architecture (dim 1 here: checked with the data later)
+            check_architecture(**self.architecture(), dim=1)
+        except ValueError as exc:
+            raise InputError(f"flow settings: {exc}") from None
+
+    def _check_types(self) -> None:
+        """Each field has its annotated type: bool is not an int, int is a float, no NaN."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), hints[f.name]
+            if kind is bool:
+                ok = isinstance(value, bool)
+            elif kind is int:
+                ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            elif kind is float:
+                ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+                ok = ok and not math.isnan(value)
+            elif kind is str:
+                ok = isinstance(value, str)
+            else:  # hidden: a sequence of integers
+                ok = isinstance(value, (list, tuple)) and all(
+                    isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
+                )
+            if not ok:
+                raise InputError(
+                    f"flow settings: {f.name}: expected {getattr(kind, '__name__', 'a list of integers')}, "
+                    f"got {value!r}"
+                )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, source: str = "flow settings") -> TrainConfig:
@@ -244,6 +282,14 @@ class TrainResult:
         from .io import save_model
 
         return save_model(self, path)
+
+
+class TrainingDivergedError(InputError, FloatingPointError):
+    """The training loss or the validation NLL became NaN or infinite (a one-line error).
+
+    Almost always a setting (a learning rate too large for the data) rather than a bug, so it
+    is an :class:`~flowprior.errors.InputError` (exit status 2 from the CLI).
+    """
 
 
 # ------------------------------------------------------------------------------ losses
@@ -333,14 +379,31 @@ def train_flow(chain: Chain, config: TrainConfig) -> TrainResult:
     TrainResult
     """
     cfg = config
-    if np.any(chain.weights == 0):  # zero-weight rows carry no information (and may hold -inf)
-        chain = chain.subset(chain.weights > 0)
+    if chain.params.dim > MAX_DIM:
+        raise InputError(
+            f"{chain.source}: parameters: {chain.params.dim} parameters, flows are limited to "
+            f"{MAX_DIM}"
+        )
+    raw_w = np.asarray(chain.weights, dtype=np.float64)
+    if raw_w.size == 0 or not np.all(np.isfinite(raw_w)) or not np.any(raw_w > 0):
+        raise InputError(
+            f"{chain.source}: weight: no usable weights ({raw_w.size} rows; weights must be "
+            "finite, >= 0 and not all zero)"
+        )
+    if np.any(raw_w == 0):  # zero-weight rows carry no information (and may hold -inf)
+        chain = chain.subset(raw_w > 0)
     log_p_all = _log_target(chain, cfg.loss)
     need = min_samples(chain.params.dim)
     if chain.n < need:
         raise InputError(
             f"{chain.source}: samples: {chain.n} samples, training needs at least {need}"
         )
+    # Rescale so that the largest weight lies in [0.5, 1): weights of 1e308 (whose sum
+    # overflows) and of 5e-324 (whose squares underflow) both become well-scaled numbers. The
+    # factor is a power of two, so the rescaling is exact and every normalised weight (and so
+    # the trained flow) is bit-for-bit what it was for well-scaled weights.
+    w_all = np.asarray(chain.weights, dtype=np.float64)
+    w_all = np.ldexp(w_all, -int(np.frexp(w_all.max())[1]))
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise InputError("flow settings: device: 'cuda' requested but torch sees no CUDA device")
     device = torch.device(cfg.device)
@@ -348,14 +411,19 @@ def train_flow(chain: Chain, config: TrainConfig) -> TrainResult:
 
     # 1. Split first, by sample.
     train_idx, val_idx = split_indices(chain.n, fraction=cfg.validation_fraction, seed=cfg.seed)
-    w_all = np.asarray(chain.weights, dtype=np.float64)
+    ess = {}
     for name, idx in (("training", train_idx), ("validation", val_idx)):
         if idx.size == 0 or w_all[idx].sum() <= 0:
             raise InputError(f"{chain.source}: weight: the {name} split has no weight")
+        ess[name] = kish_ess(w_all[idx])
+        if not math.isfinite(ess[name]):  # pragma: no cover - impossible after the rescaling
+            raise InputError(f"{chain.source}: weight: Kish ESS of the {name} split is {ess[name]}")
 
     with _torch_threads(cfg.threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # inside fork_rng: the caller's global RNG is untouched
-        flow, z_fixed = _init_flow(chain, cfg, train_idx=train_idx, core_dtype=core_dtype)
+        flow, z_fixed = _init_flow(
+            chain, cfg, weights=w_all, train_idx=train_idx, core_dtype=core_dtype
+        )
         flow.to(device)
         data = {
             part: _tensors(z_fixed, w_all, log_p_all, idx=idx, device=device, dtype=core_dtype)
@@ -370,8 +438,8 @@ def train_flow(chain: Chain, config: TrainConfig) -> TrainResult:
         {
             "n_train": int(train_idx.size),
             "n_validation": int(val_idx.size),
-            "ess_train": kish_ess(w_all[train_idx]),
-            "ess_validation": kish_ess(w_all[val_idx]),
+            "ess_train": ess["training"],
+            "ess_validation": ess["validation"],
         }
     )
     log.info(
@@ -388,9 +456,17 @@ def train_flow(chain: Chain, config: TrainConfig) -> TrainResult:
 
 
 def _init_flow(
-    chain: Chain, cfg: TrainConfig, *, train_idx: np.ndarray, core_dtype: torch.dtype
+    chain: Chain,
+    cfg: TrainConfig,
+    *,
+    weights: np.ndarray,
+    train_idx: np.ndarray,
+    core_dtype: torch.dtype,
 ) -> tuple[BoundedFlow, tuple[torch.Tensor, torch.Tensor]]:
-    """Build the flow with the (weighted) standardisation of the training split."""
+    """Build the flow with the (weighted) standardisation of the training split.
+
+    ``weights`` are the chain's weights divided by their maximum (overflow-safe).
+    """
     params = chain.params
     core = build_flow(dim=params.dim, **cfg.architecture())
     lower = torch.tensor(params.lower, dtype=torch.float64)
@@ -405,11 +481,11 @@ def _init_flow(
     )
     x = torch.as_tensor(chain.samples, dtype=torch.float64)
     y, _ = unit.to_logit(x)
-    mean, std = weighted_mean_sd(y[train_idx].numpy(), chain.weights[train_idx])
+    mean, std = weighted_mean_sd(y[train_idx].numpy(), weights[train_idx])
     std = np.where(std > 0, std, 1.0)
     scale = torch.as_tensor(std)
     if cfg.whiten == "full" and params.dim > 1:
-        scale = torch.as_tensor(_weighted_cholesky(y[train_idx].numpy(), chain.weights[train_idx], std))
+        scale = torch.as_tensor(_weighted_cholesky(y[train_idx].numpy(), weights[train_idx], std))
     flow = BoundedFlow(
         unit.core,
         lower=lower,
@@ -498,7 +574,10 @@ def _optimise(flow: BoundedFlow, data: dict, cfg: TrainConfig) -> tuple[pd.DataF
         log_p = None if train["log_p"] is None else train["log_p"][idx]
         loss = loss_value(cfg.loss, log_q=log_q, weights=train["w"][idx], log_p=log_p)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss is {float(loss)} at step {step}")
+            raise TrainingDivergedError(
+                f"flow settings: lr: the training loss is {float(loss)} at step {step} "
+                f"(lr {cfg.lr:g}); lower the learning rate or check the chain"
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -534,6 +613,11 @@ def _optimise(flow: BoundedFlow, data: dict, cfg: TrainConfig) -> tuple[pd.DataF
             stop_reason = "max_time"
             break
     bar.close()
+    if not math.isfinite(best):
+        raise TrainingDivergedError(
+            f"flow settings: lr: the validation NLL was never finite in {step} steps "
+            f"(lr {cfg.lr:g}); lower the learning rate or check the chain"
+        )
     flow.load_state_dict(best_state)
     flow.eval()
     metrics = {

@@ -485,12 +485,18 @@ def _tension(runs: SequenceRuns) -> dict[str, Any]:
     }
     za, zb, zab = (r.get("log_evidence") for r in (runs.before_run, runs.last_run, runs.joint_run))
     if None not in (za, zb, zab):
-        errs = [
-            float(r.get("log_evidence_err") or 0.0)
-            for r in (runs.joint_run, runs.before_run, runs.last_run)
-        ]
+        # an error a run does not report (pocoMC with precondition: false) stays unknown
+        labelled = {
+            f"joint {stage_id(runs.sequence)}": runs.joint_run,
+            stage_id(runs.sequence[:-1]): runs.before_run,
+            f"stage 1 {runs.sequence[-1]}": runs.last_run,
+        }
+        unknown = [k for k, r in labelled.items() if r.get("log_evidence_err") is None]
+        errs = None if unknown else [float(r["log_evidence_err"]) for r in labelled.values()]
         log_r, log_r_err = evidence_ratio(zab, za, zb, errors=errs)
         out["log_R"], out["log_R_err"] = float(log_r), log_r_err
+        if unknown:
+            out["log_R_err_skipped"] = f"no log Z error reported by {', '.join(unknown)}"
         lls = [c.log_likelihood for c in (before, last, joint)] if joint is not None else [None]
         if all(v is not None for v in lls):
             keep = [c.weights > 0 for c in (before, last, joint)]

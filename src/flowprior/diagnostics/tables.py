@@ -24,7 +24,9 @@ def analysis_tables(summary: Mapping[str, Any], *, costs: pd.DataFrame | None = 
     DataFrames (``cost`` only when ``costs`` is given: one row per job, from the benchmark
     files and the run records). A registered quantity with ``columns``
     (:class:`~flowprior.diagnostics.Quantity`) adds its columns to the sequence's row of
-    ``verdicts``.
+    ``verdicts``. Unknown values (e.g. the log Z error of pocoMC with ``precondition:
+    false``) are None/NaN here, empty in CSV and "–" in :func:`tables_markdown`; an evidence
+    row whose ``n_sigma`` could not be computed says why in ``n_sigma_skipped``.
     """
     verdicts, fid, agree, tension, evidence = [], [], [], [], []
     for stage, f in summary.get("fidelity", {}).items():
@@ -85,6 +87,10 @@ def analysis_tables(summary: Mapping[str, Any], *, costs: pd.DataFrame | None = 
                             "corrected_err": fc["log_evidence_err"],
                             "corrected_n_sigma": (chk.get("flow_corrected") or {}).get("n_sigma"),
                             "flow_bias": fc["flow_bias"], "ess_fraction": fc["ess_fraction"]})
+            # an unknown error stays unknown (None: "–" in Markdown, empty in CSV); say why
+            skipped = chk.get("skipped") or (chk.get("flow_corrected") or {}).get("skipped")
+            if skipped:
+                row["n_sigma_skipped"] = skipped
             evidence.append(row)
     tables = {
         "verdicts": pd.DataFrame(verdicts, columns=_columns(["sequence", "verdict", "reasons"], verdicts)),
