@@ -20,11 +20,11 @@ MANIFEST_COLUMNS = {
     "loss": ("training", "loss"),
     "steps": ("metrics", "steps"),
     "best_val_nll": ("metrics", "best_val_nll"),
-    "train_seconds": ("metrics", "train_seconds"),
     "ess": ("data", "ess"),
 }
 # columns taken from the fidelity record (flowprior.diagnostics.flow_fidelity)
 FIDELITY_COLUMNS = [
+    "train_seconds",  # from validation.json (model files hold no wall times)
     "held_out_nll",
     "exact_kl",
     "max_moment_score",
@@ -55,7 +55,9 @@ def main(snakemake):
         row.update({c: _lookup(manifest, k, model) for c, k in MANIFEST_COLUMNS.items()})
         row.update({c: _lookup(fidelity, (c,), fidelity_path) for c in FIDELITY_COLUMNS})
         rows.append(row)
-    columns = ["flow", *MANIFEST_COLUMNS, *FIDELITY_COLUMNS]
+    # the order of the table's columns (train_seconds after the training metrics)
+    columns = ["flow", "kind", "loss", "steps", "best_val_nll", "train_seconds", "ess"]
+    columns += [c for c in FIDELITY_COLUMNS if c != "train_seconds"]
     table = pd.DataFrame(rows, columns=columns)
     log.info("%d flows", len(table))
     atomic_write_text(snakemake.output.table, table.to_csv(index=False))

@@ -35,7 +35,8 @@ def main(snakemake):
     log.info("training on %d samples (ESS %.1f): %s", chain.n, chain.ess, config.to_dict())
     result = train_flow(chain, config)
     log.info("metrics: %s", result.metrics)
-    result.save(snakemake.output.model)
+    # byte-identical for the same chain, settings and seed; the wall time is in validation.json
+    result.save(snakemake.output.model, timing=False)
     atomic_write_text(snakemake.output.history, result.history.to_csv(index=False))
     validation = {**result.metrics, "model": snakemake.output.model, "config": config.to_dict()}
     atomic_write_text(snakemake.output.validation, json.dumps(validation, indent=2) + "\n")

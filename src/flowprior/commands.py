@@ -385,11 +385,11 @@ def _train(args: argparse.Namespace) -> None:
         if args.history:
             tmp = stack.enter_context(atomic_output_path(args.history))
             result.history.to_csv(tmp, index=False)
-        result.save(out)
+        result.save(out, timing=False)  # byte-identical for the same chain, settings, seed
     m = result.metrics
     log.info(
-        "wrote %s (%d steps, best validation NLL %.4f, %s)",
-        args.out, m["steps"], m["best_val_nll"], m["stop_reason"],
+        "wrote %s (%d steps, best validation NLL %.4f, %s, %.1f s)",
+        args.out, m["steps"], m["best_val_nll"], m["stop_reason"], m["train_seconds"],
     )
 
 

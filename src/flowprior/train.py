@@ -277,11 +277,15 @@ class TrainResult:
     metrics: dict[str, Any]
     split: dict[str, np.ndarray] = field(repr=False)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the model (directory, or single file when ``path`` ends in ``.zip``)."""
+    def save(self, path: str | Path, *, timing: bool = True) -> Path:
+        """Write the model (directory, or single file when ``path`` ends in ``.zip``).
+
+        ``timing=False`` leaves the wall times out (``timing.json``), so that the file is
+        byte-identical for the same chain, settings and seed (:func:`flowprior.io.save_model`).
+        """
         from .io import save_model
 
-        return save_model(self, path)
+        return save_model(self, path, timing=timing)
 
 
 class TrainingDivergedError(InputError, FloatingPointError):
