@@ -428,7 +428,7 @@ def run_sampler(
     from .samplers import get_sampler
 
     spec = get_sampler(sampler)
-    if spec.needs_prior_transform and not callable(getattr(prior, "transform", None)):
+    if spec.needs_prior_transform and not callable(getattr(prior, "prior_transform", None)):
         raise InputError(
             f"{where}: {sampler}: this sampler needs a prior transform (unit cube -> "
             f"parameters), which {type(prior).__name__} does not provide"

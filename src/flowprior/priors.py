@@ -1,4 +1,5 @@
-"""Priors with the pocoMC protocol: ``dim``, ``bounds``, ``logpdf(x)``, ``rvs(size)``.
+"""Priors with the pocoMC protocol: ``dim``, ``bounds``, ``logpdf(x)``, ``rvs(size)``, plus
+the nested samplers' ``prior_transform(u)`` (unit cube -> parameters).
 
 :class:`FlowPrior` wraps a trained bounded flow; :class:`BoxPrior` is the uniform prior on the
 same box (stage-1 and joint runs). Both take and return float64 numpy arrays, accept a single
@@ -26,6 +27,14 @@ log = logging.getLogger(__name__)
 
 #: Rows per torch call in :meth:`FlowPrior.logpdf` / :meth:`FlowPrior.rvs` (bounds memory).
 CHUNK = 65536
+
+
+def _as_unit(u: Any, dim: int) -> tuple[np.ndarray, bool]:
+    """``(N, D)`` float64 points of the closed unit cube (faces moved just inside)."""
+    arr, single = _as_points(u, dim)
+    if arr.size and not (np.all(arr >= 0.0) and np.all(arr <= 1.0)):  # NaN fails too
+        raise ValueError("prior_transform: points must lie in the unit cube [0, 1]^D")
+    return np.clip(arr, np.nextafter(0.0, 1.0), np.nextafter(1.0, 0.0)), single
 
 
 def _as_points(x: Any, dim: int) -> tuple[np.ndarray, bool]:
@@ -102,6 +111,22 @@ class BoxPrior(_BasePrior):
         u = rng.random((int(size), self.dim))
         x = lo + u * (hi - lo)
         return np.clip(x, np.nextafter(lo, hi), np.nextafter(hi, lo))
+
+    def prior_transform(self, u: Any) -> np.ndarray:
+        """The affine map of the unit cube onto the box (nested samplers' prior transform).
+
+        Parameters
+        ----------
+        u : array_like (N, D) or (D,), in [0, 1]
+
+        Returns
+        -------
+        ndarray, same shape, float64, strictly inside the box.
+        """
+        arr, single = _as_unit(u, self.dim)
+        lo, hi = self.params.lower, self.params.upper
+        x = np.clip(lo + arr * (hi - lo), np.nextafter(lo, hi), np.nextafter(hi, lo))
+        return x[0] if single else x
 
 
 class FlowPrior(_BasePrior):
@@ -183,6 +208,34 @@ class FlowPrior(_BasePrior):
                 m = min(CHUNK, size - i)
                 out[i : i + m] = self.flow.sample(m, generator=gen).numpy()
         return out
+
+    def prior_transform(self, u: Any) -> np.ndarray:
+        """Unit cube -> parameters: the exact push-forward of the uniform distribution is the flow.
+
+        ``u -> z = Phi^-1(u)`` (standard normal, float64, finite up to the cube's faces) ``->``
+        the flow's inverse ``->`` the fixed maps back to the box. Uniform ``u`` gives draws
+        distributed as :meth:`logpdf` says; nested samplers (dynesty, nautilus, UltraNest) take
+        it as their prior.
+
+        Parameters
+        ----------
+        u : array_like (N, D) or (D,), in [0, 1]
+            Points on the faces are moved just inside (``Phi^-1`` stays finite: about 8.3).
+
+        Returns
+        -------
+        ndarray, same shape, float64, strictly inside the box.
+        """
+        from scipy.special import ndtri
+
+        arr, single = _as_unit(u, self.dim)
+        out = np.empty_like(arr)
+        if arr.shape[0]:
+            with torch.inference_mode():
+                for i in range(0, arr.shape[0], CHUNK):
+                    z = torch.from_numpy(ndtri(arr[i : i + CHUNK]))
+                    out[i : i + CHUNK] = self.flow.sample_latent_to_box(z).numpy()
+        return out[0] if single else out
 
     def __repr__(self) -> str:
         kind = self.manifest.get("flow", {}).get("kind", "?")

@@ -72,7 +72,7 @@ class SamplerSpec:
         The run reports ``log_evidence`` (and, if known, ``log_evidence_err``); such runs
         enter the evidence bookkeeping of :func:`flowprior.pipeline.summarise_analysis`.
     needs_prior_transform : bool
-        The sampler needs ``prior.transform`` (unit cube -> parameters, as nested samplers
+        The sampler needs ``prior.prior_transform`` (unit cube -> parameters, as nested samplers
         do); the pipeline refuses a prior without one.
     description : str
         One line for the documentation and the schema.
