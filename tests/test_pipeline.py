@@ -181,14 +181,35 @@ def transform_sampler():
     unregister_sampler("cube_only")
 
 
+class DensityOnlyPrior:
+    """A user's prior with a density and samples but no unit-cube transform."""
+
+    def __init__(self, space):
+        from flowprior.priors import BoxPrior
+
+        self._box = BoxPrior(space)
+        self.dim, self.bounds = self._box.dim, self._box.bounds
+
+    def logpdf(self, x):
+        return self._box.logpdf(x)
+
+    def rvs(self, size):
+        return self._box.rvs(size)
+
+
 def test_a_sampler_needing_a_prior_transform_is_refused_a_prior_without_one(transform_sampler):
     from flowprior.pipeline import run_sampler
-    from flowprior.priors import BoxPrior
 
     with pytest.raises(InputError, match="^stage1: A: cube_only: this sampler needs a prior "
-                                         "transform .* which BoxPrior does not provide"):
-        run_sampler("cube_only", prior=BoxPrior(_space()), loglike=_gauss, settings={},
+                                         "transform .* which DensityOnlyPrior does not provide"):
+        run_sampler("cube_only", prior=DensityOnlyPrior(_space()), loglike=_gauss, settings={},
                     seed=1, where="stage1: A")
+
+
+def test_box_and_flow_priors_provide_the_prior_transform():
+    from flowprior.priors import BoxPrior, FlowPrior
+
+    assert callable(BoxPrior.prior_transform) and callable(FlowPrior.prior_transform)
 
 
 # ------------------------------------------------------------------ evidence bookkeeping
