@@ -7,6 +7,9 @@ VENV ?= .venv
 CORES ?= all
 CONFIG ?= config/config.yaml
 PROFILE ?= workflow/profiles/default
+# pytest-xdist workers of `make test`: the end-to-end study runs on one of them (its tests are one
+# xdist group, see tests/conftest.py) while the other takes the unit tests.
+TEST_WORKERS ?= 2
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -24,11 +27,11 @@ run: $(STAMP)
 
 ## test: every test, slow ones included (what CI runs)
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 ## test-fast: the tests not marked slow
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
 
 ## test-slurm: the cluster profile on a real one-node Slurm (root on Debian: installs Slurm,
 ## munge and MariaDB packages, runs config/test.yaml through workflow/profiles/slurm and locally)

@@ -1,4 +1,4 @@
-"""Shared fixtures: small trained models are built once per session."""
+"""Shared fixtures: small trained models and the end-to-end workflow run, built once per session."""
 
 from __future__ import annotations
 
@@ -19,6 +19,30 @@ def make_space(bounds, names=None) -> ParameterSpace:
     return ParameterSpace.from_dict(
         {"parameters": [{"name": n, "lower": lo, "upper": hi} for n, (lo, hi) in zip(names, bounds)]}
     )
+
+
+#: The xdist group of the tests that use the end-to-end run: one worker runs them all, so the
+#: workflow runs once per test session (`--dist loadgroup`, set in pyproject.toml).
+E2E_GROUP = "e2e"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Every test of the end-to-end run is slow and in the e2e xdist group."""
+    for item in items:
+        if "e2e_study" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group(E2E_GROUP))
+
+
+@pytest.fixture(scope="session")
+def e2e_study(tmp_path_factory):
+    """The end-to-end study (tests/e2e.py), run by Snakemake once per session (per worker)."""
+    from e2e import run_study
+
+    study = run_study(tmp_path_factory.mktemp("e2e"))
+    assert study.proc.returncode == 0, study.failure_report()
+    return study
 
 
 @pytest.fixture(scope="session")

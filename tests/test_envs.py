@@ -111,7 +111,8 @@ def _optional(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
     return False
 
 
-def module_imports(path: Path, module: str) -> set[str]:
+@functools.cache  # every rule's script reaches mostly the same library modules
+def module_imports(path: Path, module: str) -> frozenset[str]:
     """Absolute names of the modules ``path`` (the module ``module``) imports."""
     tree = ast.parse(path.read_text(), filename=str(path))
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
@@ -130,7 +131,7 @@ def module_imports(path: Path, module: str) -> set[str]:
             base = ".".join(parts + ([node.module] if node.module else []))
         out.add(base)
         out.update(f"{base}.{alias.name}" for alias in node.names)  # may be submodules
-    return out
+    return frozenset(out)
 
 
 def module_file(name: str, src: Path) -> Path | None:

@@ -1,8 +1,9 @@
-"""The Snakemake workflow: dry run, lint, formatting, and an end-to-end run of config/test.yaml."""
+"""The Snakemake workflow: dry run, lint, formatting, and the end-to-end run of the study of
+tests/e2e.py (config/test.yaml plus an external chain and the README's worked example), which
+runs once per session (fixture ``e2e_study``) and is checked by the ``test_e2e_*`` tests."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -11,38 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from e2e import BIN, REPO, copy_inputs, job_blocks, snakemake, snakemake_env
+
 LINT_CLEAN = "Congratulations, your workflow is in a good condition!"
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return env
-
-
-def snakemake(*args: str, workdir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run Snakemake on the repository's workflow, writing into ``workdir``."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        *args,
-    ]
-    return subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, env=_env(), cwd=workdir
-    )
-
-
-def copy_inputs(workdir: Path) -> None:
-    """The parameter tables the configs name, relative to the directory Snakemake runs in."""
-    shutil.copytree(REPO / "config" / "parameters", workdir / "config" / "parameters")
 
 
 def test_dry_run_of_default_config(tmp_path):
@@ -88,68 +60,13 @@ def test_dry_run_of_default_config(tmp_path):
     assert "results/training_study/figures/score_vs_time.png" in out
 
 
-def test_external_chain_entry(tmp_path):
-    """A `chain` entry: its files are the job's inputs; per-posterior flow settings apply."""
-    import numpy as np
-    import yaml
-
-    data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(300, 2))
-    w = rng.uniform(1, 2, 300)
-    lines = ["a,b,weight"] + [f"{u:.6f},{v:.6f},{wi:.3f}" for (u, v), wi in zip(x, w)]
-    (data / "chain.csv").write_text("\n".join(lines) + "\n")
-    (data / "params.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "parameters": [
-                    {"name": "a", "lower": -10.0, "upper": 10.0, "label": r"\alpha"},
-                    {"name": "b", "lower": -10.0, "upper": 10.0},
-                ]
-            }
-        )
-    )
-    config = {
-        "posteriors": {
-            "ext": {
-                "chain": "data/chain.csv",
-                "parameters": "data/params.yaml",
-                "flow": {"threads": 2},
-            }
-        }
-    }
-    (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
-    args = ["--configfile", str(tmp_path / "study.yaml"), "--replace-workflow-config"]
-
-    proc = snakemake("-n", "--cores", "2", *args, workdir=tmp_path)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
-    assert "input: data/chain.csv, data/params.yaml" in out
-    train_job = out[out.index("rule train_flow:") :].split("resources:")[0]
-    assert "threads: 2" in train_job  # the entry's flow.threads
-
-    target = "results/posteriors/ext/chain.parquet"
-    proc = snakemake("--cores", "1", *args, target, workdir=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-    from flowprior.chains import read_chain
-    from flowprior.params import load_parameters
-
-    space = load_parameters(tmp_path / "results/posteriors/ext/parameters.yaml")
-    assert space.names == ("a", "b") and space.labels[0] == r"\alpha"
-    chain = read_chain(tmp_path / target, space)
-    np.testing.assert_array_equal(chain.samples, np.round(x, 6))
-    np.testing.assert_allclose(chain.weights, np.round(w, 3))
-
-
 def test_lint_is_clean():
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--lint"],
         capture_output=True,
         text=True,
         timeout=300,
-        env=_env(),
+        env=snakemake_env(),
         cwd=REPO,
     )
     out = (proc.stdout + proc.stderr).strip()
@@ -178,26 +95,8 @@ def test_scripts_do_not_read_config():
         assert "run_rule(snakemake, main)" in text, f"{script.name}: use flowprior._script"
 
 
-@pytest.mark.slow
-def test_end_to_end_test_config(tmp_path):
-    copy_inputs(tmp_path)
-    proc = snakemake(
-        "--cores",
-        "2",
-        "--configfile",
-        str(REPO / "config" / "test.yaml"),
-        "--replace-workflow-config",
-        workdir=tmp_path,
-        timeout=900,
-    )
-    logs = (
-        "\n".join(f"--- {p}\n{p.read_text()}" for p in sorted((tmp_path / "logs").rglob("*.log")))
-        if (tmp_path / "logs").exists()
-        else ""
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr + logs
-
-    results = tmp_path / "results"
+def test_e2e_outputs_logs_and_benchmarks(e2e_study):
+    results = e2e_study.results
     expected = [
         "posteriors/banana/chain.parquet",
         "posteriors/banana/parameters.yaml",
@@ -212,12 +111,14 @@ def test_end_to_end_test_config(tmp_path):
     for rel in expected:
         assert (results / rel).is_file() and (results / rel).stat().st_size > 0, rel
     for rule in ["prepare_posterior", "train_flow", "flow_fidelity", "sample_flow", "plot_flow"]:
-        assert (tmp_path / "logs" / rule / "banana.log").is_file(), rule
+        assert (e2e_study.workdir / "logs" / rule / "banana.log").is_file(), rule
         assert (results / "benchmarks" / rule / "banana.tsv").is_file(), rule
     assert not list(results.rglob("*.tmp*")), "temporary files left behind"
 
-    # One table of every flow: the posterior's and the analyses' flows, with their fidelity.
-    table = pd.read_csv(results / "tables" / "flows.csv").set_index("flow")
+
+def test_e2e_flows_table(e2e_study):
+    """One table of every flow: the posteriors' and the analyses' flows, with their fidelity."""
+    table = pd.read_csv(e2e_study.results / "tables" / "flows.csv").set_index("flow")
     assert list(table.columns) == [
         "kind",
         "loss",
@@ -232,7 +133,8 @@ def test_end_to_end_test_config(tmp_path):
         "sliced_wasserstein",
         "mode_mass_difference",
     ]
-    flows = ["banana", "gaussian_linear/A", "gaussian_linear/B", "semf/early"]
+    # posteriors first, then the analyses' flows, each in config order
+    flows = ["banana", "ext", "gaussian_linear/A", "gaussian_linear/B", "semf/early", "mine/A"]
     assert table.index.tolist() == flows
     assert table.loc["banana", "kind"] == "nsf" and table.loc["banana", "loss"] == "nll"
     assert 0 < table.loc["banana", "steps"] <= 200
@@ -241,45 +143,66 @@ def test_end_to_end_test_config(tmp_path):
     assert table.loc["gaussian_linear/A", "exact_kl"] > 0
     assert (table["c2st"].between(0, 1)).all() and (table["held_out_nll"].notna()).all()
 
+
+def test_e2e_flow_samples_lie_in_the_box(e2e_study):
     from flowprior.chains import read_chain
     from flowprior.params import load_parameters
 
+    results = e2e_study.results
     space = load_parameters(results / "posteriors" / "banana" / "parameters.yaml")
     samples = read_chain(results / "flows" / "banana" / "samples.parquet", space)
     assert samples.n == 2000
     assert space.contains(samples.samples).all()
 
-    # The report renders the captions (Jinja templates) of the finished run.
-    report = tmp_path / "report.html"
+
+def test_e2e_report_renders(e2e_study):
+    """The report renders the captions (Jinja templates) of the finished run."""
+    report = e2e_study.workdir / "report.html"
     proc = snakemake(
-        "--cores",
-        "1",
-        "--configfile",
-        str(REPO / "config" / "test.yaml"),
-        "--replace-workflow-config",
-        "--report",
-        str(report),
-        workdir=tmp_path,
+        "--cores", "1", *e2e_study.args, "--report", str(report), workdir=e2e_study.workdir
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert report.is_file() and report.stat().st_size > 0
 
-    # Nothing left to do: a second run is a no-op.
-    proc = snakemake(
-        "-n",
-        "--cores",
-        "1",
-        "--configfile",
-        str(REPO / "config" / "test.yaml"),
-        "--replace-workflow-config",
-        workdir=tmp_path,
-    )
+
+def test_e2e_second_run_is_a_no_op(e2e_study):
+    proc = snakemake("-n", "--cores", "1", *e2e_study.args, workdir=e2e_study.workdir)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
-    _check_analysis_summary(results / "gaussian_linear")
-    _check_diagnostics(results)
-    _check_semf(tmp_path)
+
+def test_e2e_external_chain_entry(e2e_study):
+    """A `chain` entry: its files are the job's inputs; per-posterior flow settings apply."""
+    import numpy as np
+
+    from flowprior.chains import read_chain
+    from flowprior.params import load_parameters
+
+    (prepare,) = [b for b in job_blocks(e2e_study.output, "prepare_posterior")
+                  if "wildcards: posterior=ext" in b]
+    assert "input: data/chain.csv, data/params.yaml" in prepare, prepare
+    (train,) = [b for b in job_blocks(e2e_study.output, "train_flow")
+                if "wildcards: posterior=ext" in b]
+    assert "threads: 2" in train, train  # the entry's flow.threads
+
+    results = e2e_study.results
+    space = load_parameters(results / "posteriors/ext/parameters.yaml")
+    assert space.names == ("a", "b") and space.labels[0] == r"\alpha"
+    chain = read_chain(results / "posteriors/ext/chain.parquet", space)
+    np.testing.assert_array_equal(chain.samples, np.round(e2e_study.ext_samples, 6))
+    np.testing.assert_allclose(chain.weights, np.round(e2e_study.ext_weights, 3))
+
+
+def test_e2e_gaussian_linear_evidence_and_means(e2e_study):
+    _check_analysis_summary(e2e_study.results / "gaussian_linear")
+
+
+def test_e2e_diagnostics_tables_and_figures(e2e_study):
+    _check_diagnostics(e2e_study.results)
+
+
+def test_e2e_semf(e2e_study):
+    _check_semf(e2e_study.workdir)
 
 
 def _check_analysis_summary(base: Path) -> None:
