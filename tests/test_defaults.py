@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from flowprior.commands import train_option, train_options_markdown
-from flowprior.samplers import EmceeSettings, PocoMCSettings
+from flowprior.samplers import EmceeSettings, NautilusSettings, PocoMCSettings
 from flowprior.train import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +32,11 @@ CLI_DOC = REPO / "docs" / "cli.md"
 #: the workflow never shows a progress bar.
 NOT_IN_CONFIG = {"seed", "progress"}
 #: Each settings dataclass and where it is configured (schema $defs name, config/README heading).
-SAMPLER_SETTINGS = {"pocomc": PocoMCSettings, "emcee": EmceeSettings}
+SAMPLER_SETTINGS = {
+    "pocomc": PocoMCSettings,
+    "emcee": EmceeSettings,
+    "nautilus": NautilusSettings,
+}
 
 
 def _defaults(cls: type, *, skip: set[str] = frozenset()) -> dict[str, Any]:

@@ -8,7 +8,9 @@ there), its run function and its capabilities. The pipeline
 else names a sampler. Built in, in this order:
 
 - ``pocomc`` (:mod:`flowprior.samplers.pocomc`): preconditioned SMC, gives an evidence;
-- ``emcee`` (:mod:`flowprior.samplers.emcee`): affine-invariant ensemble MCMC, no evidence.
+- ``emcee`` (:mod:`flowprior.samplers.emcee`): affine-invariant ensemble MCMC, no evidence;
+- ``nautilus`` (:mod:`flowprior.samplers.nautilus`): importance nested sampling through the
+  prior's ``prior_transform`` (needs one), gives an evidence with an error.
 
 Adding one (``docs/extending.md``, backed by ``tests/test_extending_sampler.py``)::
 
@@ -31,11 +33,13 @@ from dataclasses import dataclass
 from ..errors import InputError
 from .base import SamplerError, SamplerRun, SamplerSettings
 from .emcee import EmceeSettings, run_emcee
+from .nautilus import NautilusSettings, run_nautilus
 from .pocomc import POCOMC_FLOWS, PocoMCSettings, run_pocomc
 
 __all__ = [
     "POCOMC_FLOWS",
     "EmceeSettings",
+    "NautilusSettings",
     "PocoMCSettings",
     "SamplerError",
     "SamplerRun",
@@ -44,6 +48,7 @@ __all__ = [
     "get_sampler",
     "register_sampler",
     "run_emcee",
+    "run_nautilus",
     "run_pocomc",
     "sampler_names",
     "unregister_sampler",
@@ -153,7 +158,7 @@ def get_sampler(name: str) -> SamplerSpec:
     Raises
     ------
     InputError
-        ``"samplers: <name>: unknown sampler; known: pocomc, emcee"``.
+        ``"samplers: <name>: unknown sampler; known: pocomc, emcee, nautilus"``.
     """
     try:
         return _REGISTRY[name]
@@ -188,5 +193,17 @@ register_sampler(
         needs_prior_transform=False,
         description="emcee: affine-invariant ensemble MCMC (no evidence)",
         label="emcee",
+    )
+)
+register_sampler(
+    SamplerSpec(
+        name="nautilus",
+        settings=NautilusSettings,
+        run=run_nautilus,
+        gives_evidence=True,
+        needs_prior_transform=True,
+        description="nautilus: importance nested sampling (prior transform) with an evidence "
+        "estimate",
+        label="nautilus",
     )
 )
