@@ -567,6 +567,7 @@ GOOD = {
     "interval_overlap": {0.68: {"theta1": 0.95}, 0.95: {"theta1": 0.9}},
     "moment_score": 1.5,
     "sliced_wasserstein": 0.02,
+    "evidence_consistency": {"pocomc vs nautilus at A→B": 1.2},
 }
 
 
@@ -593,6 +594,8 @@ def test_verdict_ok_and_not_measured():
         ("interval_overlap", {0.95: {"theta2": 0.5}}, "warn", ["overlap", "0.95/theta2", "0.5"]),
         ("moment_score", [1.0, 5.0], "warn", ["moment score", "5", "4"]),
         ("sliced_wasserstein", 0.3, "warn", ["Wasserstein", "0.3"]),
+        ("evidence_consistency", {"pocomc vs nautilus at A→B": -3.4}, "warn",
+         ["log Z difference", "pocomc vs nautilus at A→B", "3.4", "3"]),
         ("c2st", float("nan"), "warn", ["C2ST", "NaN"]),
     ],
 )

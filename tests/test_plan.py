@@ -96,8 +96,8 @@ def test_plans_of_the_default_config_match_its_job_counts():
     assert g.sampler_settings("emcee")["walkers"] == 32
     assert g.flow_settings("A")["kind"] == "maf"  # the analysis' own flow over the top level
     assert g.threshold("mean_shift") == config["diagnostics"]["mean_shift"]
-    assert len(g.figures()) == 2 + 2 + 2 * 2 + 1
-    assert len(plans["bimodal"].figures()) == 1 + 1 + 1 + 1
+    assert len(g.figures()) == 2 + 2 + 2 * 2 + 1 + 1  # ... agreement, samplers
+    assert len(plans["bimodal"].figures()) == 1 + 1 + 1 + 1 + 1
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "paper.yaml"])
@@ -149,7 +149,8 @@ def test_without_joint_the_previous_posterior_is_the_flow_samplers_run():
     runs = plan.sequence_runs("A__B__C")
     assert runs.previous == "results/x/sequential/A__B/emcee" and runs.joint is None
     assert plan.figures() == [
-        *(f"results/x/figures/{k}_{s}.png" for k in ("flow", "training") for s in ("A", "A__B"))
+        *(f"results/x/figures/{k}_{s}.png" for k in ("flow", "training") for s in ("A", "A__B")),
+        "results/x/figures/samplers.png",
     ]
 
 

@@ -168,7 +168,7 @@ class Layout:
 
     def figure(self, analysis: str, name: str) -> str:
         """A figure of an analysis: ``flow_<stage>``, ``training_<stage>``,
-        ``sequential_<stage>_<sampler>`` or ``agreement``."""
+        ``sequential_<stage>_<sampler>``, ``agreement`` or ``samplers``."""
         return f"{self.results}/{analysis}/figures/{name}.png"
 
     # -- training-strategy study
@@ -610,12 +610,13 @@ class AnalysisPlan:
 
     def figures(self) -> list[str]:
         """Every figure: flows, training curves, sequential-vs-joint (sequences with a joint
-        reference, every sampler) and the agreement chart (when any sequence has one)."""
+        reference, every sampler), the agreement chart (when any sequence has one) and the
+        sampler comparison (``samplers``: every sampler run side by side)."""
         fig = lambda name: self.layout.figure(self.name, name)  # noqa: E731
         figs = [fig(f"flow_{s}") for s in self.flows] + [fig(f"training_{s}") for s in self.flows]
         with_joint = [s for s in self.sequence_ids() if self.sequence_runs(s).joint]
         figs += [fig(f"sequential_{s}_{m}") for s in with_joint for m in self.samplers]
-        return figs + ([fig("agreement")] if with_joint else [])
+        return figs + ([fig("agreement")] if with_joint else []) + [fig("samplers")]
 
 
 # ------------------------------------------------------------------ training-strategy study

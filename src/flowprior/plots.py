@@ -7,7 +7,9 @@
 * :func:`plot_score_vs_time` -- held-out score against training time of a training-strategy
   study;
 * :func:`plot_agreement` -- a dot chart of per-parameter agreement metrics (mean shift, s.d.
-  ratio) of sequential against joint posteriors.
+  ratio) of sequential against joint posteriors;
+* :func:`plot_sampler_comparison` -- every sampler run of an analysis side by side: likelihood
+  calls, wall time, C2ST against the exact posterior and log Z.
 
 Every figure uses matplotlib's object interface only (no ``pyplot``): importing this module or
 calling :func:`plot_training_curves` / :func:`plot_agreement` never imports ``pyplot``, and no
@@ -42,6 +44,7 @@ __all__ = [
     "plot_agreement",
     "plot_flow_vs_target",
     "plot_ranges",
+    "plot_sampler_comparison",
     "plot_score_vs_time",
     "plot_sequential_vs_joint",
     "plot_training_curves",
@@ -1441,4 +1444,240 @@ def plot_score_vs_time(
         if kind in set(scores["kind"])
     ]
     fig.legend(handles=handles, loc="outside lower center", ncols=6, fontsize=_LEGEND_PT)
+    _save(fig, path, fmt, dpi=dpi)
+
+
+# ----------------------------------------------------------------------- sampler comparison
+#: Columns :func:`plot_sampler_comparison` needs (the ``samplers`` table of
+#: :func:`flowprior.diagnostics.sampler_comparison`).
+_COMPARISON_COLUMNS = (
+    "kind", "stage", "sampler", "n_likelihood_calls", "wall_seconds", "c2st", "log_Z",
+    "log_Z_err", "exact_log_Z",
+)  # fmt: skip
+_KIND_PREFIX = {"stage1": "stage 1: ", "sequential": "", "joint": "joint "}
+
+
+def _numeric(frame: Any, column: str) -> np.ndarray:
+    """A column as float64 with NaN for unknown (None/empty) values."""
+    import pandas as pd
+
+    try:
+        return pd.to_numeric(frame[column], errors="raise").to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"table: column {column!r}: not numeric") from None
+
+
+def _sampler_comparison_figure(
+    table: Any,
+    *,
+    c2st_threshold: float | None = None,
+    title: str | None = None,
+    figsize: tuple[float, float] | None = None,
+) -> Any:
+    """The figure of :func:`plot_sampler_comparison` (not written; same checks)."""
+    import pandas as pd
+
+    if not isinstance(table, pd.DataFrame):
+        try:
+            table = pd.DataFrame(table)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"table: not a table ({exc})") from None
+    missing = [c for c in _COMPARISON_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(f"table: columns {missing} missing; need {list(_COMPARISON_COLUMNS)}")
+    if table.empty:
+        raise InputError("table: no rows (no sampler run to compare)")
+    if c2st_threshold is not None:
+        c2st_threshold = float(c2st_threshold)
+        if not (math.isfinite(c2st_threshold) and 0.5 < c2st_threshold <= 1.0):
+            raise InputError(f"c2st_threshold: {c2st_threshold!r}: need a number in (0.5, 1]")
+    frame = table.reset_index(drop=True)
+    dupes = frame.duplicated(["kind", "stage", "sampler"])
+    if dupes.any():
+        first = frame[dupes].iloc[0]
+        raise InputError(
+            f"table: {int(dupes.sum())} duplicate rows, e.g. {first['kind']} {first['stage']!r} "
+            f"sampler {first['sampler']!r}"
+        )
+    values = {c: _numeric(frame, c) for c in _COMPARISON_COLUMNS[3:]}
+    labels = (
+        frame["sampler_label"].astype(str) if "sampler_label" in frame else frame["sampler"]
+    ).tolist()
+    samplers = list(dict.fromkeys(frame["sampler"].astype(str)))
+    label_of = dict(zip(frame["sampler"].astype(str), labels))
+    rows = list(dict.fromkeys(zip(frame["kind"].astype(str), frame["stage"].astype(str))))
+    row_of = {r: i for i, r in enumerate(rows)}
+    keys = list(zip(frame["kind"].astype(str), frame["stage"].astype(str)))
+    row_index = np.array([row_of[r] for r in keys])
+    y = row_index.astype(np.float64)
+    spread = min(0.6, 0.2 * (len(samplers) - 1))
+    offsets = np.linspace(-spread / 2, spread / 2, len(samplers)) if len(samplers) > 1 else [0.0]
+    offset_of = dict(zip(samplers, offsets))
+    y = y + np.array([offset_of[s] for s in frame["sampler"].astype(str)])
+
+    # log Z relative to the exact value, else to the mean of the samplers at that stage
+    log_z, exact = values["log_Z"], values["exact_log_Z"]
+    ref = exact.copy()
+    for i in range(len(rows)):
+        at = (row_index == i) & np.isfinite(log_z)
+        if at.any() and not np.isfinite(ref[row_index == i]).any():
+            ref[row_index == i] = float(np.mean(log_z[at]))
+    has_exact = np.isfinite(exact) & np.isfinite(log_z)
+    has_mean = ~np.isfinite(exact) & np.isfinite(log_z)
+    if has_exact.any() and has_mean.any():
+        dz_label = r"$\log Z-\log Z_{\rm ref}$"  # exact where known, else the samplers' mean
+    elif has_exact.any():
+        dz_label = r"$\log Z-\log Z_{\rm exact}$"
+    else:
+        dz_label = r"$\log Z-\overline{\log Z}$"  # the mean over the samplers at the stage
+
+    n_rows = len(rows)
+    default = (7.0, 1.1 + (0.3 if title else 0.0) + max(0.32 * n_rows, 0.9))
+    figsize = _check_figsize(figsize, default)
+
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    fig.get_layout_engine().set(w_pad=_PAD_IN, h_pad=_PAD_IN, wspace=0.04)
+    axes = fig.subplots(1, 4, sharey=True)
+    panels = (
+        ("n_likelihood_calls", "likelihood calls", True),
+        ("wall_seconds", "sampler wall time (s)", True),
+        ("c2st", "C2ST vs exact", False),
+        ("log_Z", dz_label, False),
+    )
+    for ax, (column, xlabel, logx) in zip(axes, panels):
+        ax.set_xlabel(xlabel, fontsize=_LABEL_PT)
+        drawn = False
+        for k, sampler in enumerate(samplers):
+            at = (frame["sampler"].astype(str) == sampler).to_numpy()
+            style = {
+                "ls": "none", "marker": _MARKERS[k % len(_MARKERS)], "ms": 5.0,
+                "color": PALETTE[k % len(PALETTE)], "markeredgecolor": "white",
+                "markeredgewidth": 0.5, "zorder": 3,
+            }  # fmt: skip
+            if column == "log_Z":
+                x = log_z - ref
+                err = values["log_Z_err"]
+                ok = at & np.isfinite(x) & np.isfinite(err)
+                if ok.any():
+                    ax.errorbar(x[ok], y[ok], xerr=err[ok], elinewidth=0.9, capsize=2.0, **style)
+                    drawn = True
+                ok = at & np.isfinite(x) & ~np.isfinite(err)  # error unknown: hollow, no bar
+                if ok.any():
+                    hollow = {**style, "markerfacecolor": "white",
+                              "markeredgecolor": style["color"], "markeredgewidth": 1.0}
+                    ax.plot(x[ok], y[ok], **hollow)  # fmt: skip
+                    drawn = True
+                continue
+            x = values[column]
+            ok = at & np.isfinite(x) & ((x > 0) if logx else True)
+            if ok.any():
+                ax.plot(x[ok], y[ok], **style)
+                drawn = True
+        if logx and drawn:
+            ax.set_xscale("log")
+            shown = values[column][np.isfinite(values[column]) & (values[column] > 0)]
+            lo = 10.0 ** math.floor(math.log10(float(shown.min()) / 1.5))
+            hi = 10.0 ** math.ceil(math.log10(float(shown.max()) * 1.5))
+            ax.set_xlim(lo, hi)  # whole decades: at least two labelled ticks
+            ax.xaxis.set_major_locator(LogLocator(numticks=4))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        elif not logx:
+            ax.xaxis.set_major_locator(MaxNLocator(4))
+        if column == "c2st":
+            ax.axvline(0.5, color=OKABE_ITO["black"], lw=0.9, zorder=1)
+            if c2st_threshold is not None:
+                ax.axvline(c2st_threshold, color="0.35", lw=0.9, ls=(0, (4, 2)), zorder=1)
+            finite = values["c2st"][np.isfinite(values["c2st"])]
+            hi = max([0.56, c2st_threshold or 0.0, *(finite.tolist())])
+            lo = min([0.48, *(finite.tolist())])
+            ax.set_xlim(lo - 0.015, hi + 0.03)
+        if column == "log_Z":
+            ax.axvline(0.0, color=OKABE_ITO["black"], lw=0.9, zorder=1)
+        if not drawn:
+            why = "no exact answer" if column == "c2st" else "not recorded"
+            if column == "log_Z":
+                why = "no evidence"
+            ax.text(0.5, 0.5, why, transform=ax.transAxes, ha="center", va="center",
+                    fontsize=_LEGEND_PT, color="0.35")  # fmt: skip
+            ax.set_xticks([])
+        ax.grid(True, axis="x", color="0.92", lw=0.6)
+        ax.set_axisbelow(True)
+        for sep in np.arange(n_rows - 1) + 0.5:
+            ax.axhline(sep, color="0.88", lw=0.6, zorder=0)
+        _style_ticks(ax)
+        ax.tick_params(axis="y", length=0)
+    axes[0].set_ylim(n_rows - 0.5, -0.5)
+    axes[0].set_yticks(range(n_rows), [f"{_KIND_PREFIX.get(k, '')}{s}" for k, s in rows])
+    axes[0].tick_params(axis="y", labelsize=_TICK_PT + 0.5)
+    handles = [
+        Line2D([], [], ls="none", marker=_MARKERS[k % len(_MARKERS)], ms=5.0,
+               color=PALETTE[k % len(PALETTE)], label=label_of[s])
+        for k, s in enumerate(samplers)
+    ]  # fmt: skip
+    if c2st_threshold is not None:
+        handles.append(
+            Line2D([], [], color="0.35", lw=0.9, ls=(0, (4, 2)), label=f"C2ST {c2st_threshold:g}")
+        )
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=len(handles), fontsize=_LEGEND_PT,
+        frameon=False, handletextpad=0.4, columnspacing=1.2, handlelength=1.3,
+    )  # fmt: skip
+    if title:
+        fig.suptitle(title, fontsize=_TITLE_PT)
+    _agg_canvas(fig)
+    return fig
+
+
+def plot_sampler_comparison(
+    table: Any,
+    *,
+    path: str | os.PathLike,
+    c2st_threshold: float | None = None,
+    title: str | None = None,
+    figsize: tuple[float, float] | None = None,
+    dpi: float = 200,
+) -> None:
+    """Every sampler run of an analysis side by side: cost, accuracy and evidence.
+
+    One row per stage (stage-1 posteriors, sequential stages, joint references, in table
+    order), one colour and marker per sampler (slightly offset within a row); four panels
+    sharing the rows: likelihood calls and the sampler's wall time (log axes), C2ST accuracy
+    against exact samples (0.5: indistinguishable; dashed: ``c2st_threshold``; empty without an
+    exact answer) and ``log Z`` with its reported error, relative to the exact value (else to
+    the mean of the samplers' ``log Z`` at that stage; the axis label says which; a hollow
+    marker without a bar: the error is unknown). Unknown values (None/NaN: a sampler without
+    an evidence, no exact answer) are not drawn.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The ``samplers`` table of :func:`flowprior.diagnostics.sampler_comparison` (columns
+        ``kind``, ``stage``, ``sampler``, ``n_likelihood_calls``, ``wall_seconds``, ``c2st``,
+        ``log_Z``, ``log_Z_err``, ``exact_log_Z``; ``sampler_label`` names the legend entries
+        when present).
+    path : path-like
+        Output figure (:data:`FIGURE_FORMATS`), written atomically.
+    c2st_threshold : float, optional
+        The verdict's C2ST threshold, drawn dashed.
+    title : str, optional
+    figsize : (float, float), optional
+        Inches; default 7.0 wide (two columns), 0.32 inch per stage row.
+    dpi : float
+        Resolution of raster output.
+
+    Raises
+    ------
+    InputError
+        Missing or non-numeric columns, no rows, duplicate (kind, stage, sampler) rows, a bad
+        threshold, path suffix, figsize or dpi.
+    """
+    path, fmt = _figure_path(path)
+    dpi = _check_dpi(dpi)
+    fig = _sampler_comparison_figure(
+        table, c2st_threshold=c2st_threshold, title=title, figsize=figsize
+    )
     _save(fig, path, fmt, dpi=dpi)

@@ -115,3 +115,25 @@ rule plot_agreement:
         threshold=lambda wc: plan(wc).threshold("mean_shift"),
     script:
         "../../scripts/plot_analysis.py"
+
+
+rule plot_samplers:
+    """Every sampler run of an analysis side by side: likelihood calls, wall time, C2ST
+    against the exact posterior and log Z."""
+    input:
+        table=rules.compare_samplers.output.samplers,
+    output:
+        figure=report(
+            LAYOUT.figure("{analysis}", "samplers"),
+            caption="../report/samplers.rst",
+            category="{analysis}",
+            subcategory="Samplers",
+        ),
+    log:
+        LAYOUT.log("{analysis}", "figures", "samplers"),
+    conda:
+        "../../envs/plots.yaml"
+    params:
+        c2st_threshold=lambda wc: plan(wc).threshold("c2st"),
+    script:
+        "../../scripts/plot_samplers.py"

@@ -14,6 +14,11 @@ module          subject
 ``sequence``    the workflow's diagnostics: :func:`flow_fidelity`,
                 :func:`diagnose_sequence` with its quantity registry
                 (:func:`register_quantity`), :func:`analytic_reference`
+``evidence``    log Z of two samplers at one stage in combined standard errors:
+                :func:`evidence_consistency`
+``comparison``  every sampler run of an analysis side by side (cost, accuracy against
+                the exact answer, evidences): :func:`comparison_runs`,
+                :func:`sampler_comparison`
 ``settings``    the config ``diagnostics`` mapping: :data:`DIAGNOSTIC_SETTINGS`,
                 :func:`split_settings`
 ``tables``      :func:`analysis_tables`, :func:`tables_markdown`, :func:`cost_table`,
@@ -29,6 +34,8 @@ touched. A new diagnostic is one quantity and one rule (``docs/extending.md``).
 """
 
 from .agreement import agreement
+from .comparison import comparison_runs, sampler_comparison
+from .evidence import evidence_consistency
 from .modes import ModeSummary, count_modes, mode_masses
 from .sequence import (
     Quantity,
@@ -66,10 +73,12 @@ __all__ = [
     "analysis_tables",
     "analytic_reference",
     "c2st",
+    "comparison_runs",
     "cost_table",
     "count_modes",
     "default_thresholds",
     "diagnose_sequence",
+    "evidence_consistency",
     "evidence_ratio",
     "flow_fidelity",
     "get_rule",
@@ -80,6 +89,7 @@ __all__ = [
     "register_quantity",
     "register_rule",
     "rules",
+    "sampler_comparison",
     "sliced_wasserstein",
     "split_settings",
     "study_markdown",

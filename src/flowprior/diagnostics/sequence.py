@@ -20,7 +20,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from ..params import ParameterSpace
 from ..plan import stage_id
 from ..stats import kish_ess, weighted_mean_sd
 from .agreement import agreement
+from .evidence import evidence_consistency
 from .modes import count_modes, mode_masses
 from .settings import split_settings
 from .tension import evidence_ratio, parameter_shift, suspiciousness
@@ -45,6 +46,7 @@ __all__ = [
     "cross_comparisons",
     "cross_key",
     "diagnose_sequence",
+    "exact_accuracy",
     "flow_fidelity",
     "quantities",
     "register_quantity",
@@ -64,6 +66,44 @@ def _arrays(chain: Chain) -> tuple[np.ndarray, np.ndarray]:
 
 def _c2st(x, y, *, wx=None, wy=None, seed: int, max_n: int) -> float:
     return float(c2st(x, y, w_p=wx, w_q=wy, seed=seed, max_n=max_n))
+
+
+def exact_accuracy(
+    x: np.ndarray,
+    w: np.ndarray,
+    *,
+    exact: np.ndarray,
+    mean: np.ndarray,
+    sd: np.ndarray,
+    seed: int,
+    max_n: int,
+) -> dict[str, float]:
+    """A weighted sample set against the exact posterior.
+
+    Parameters
+    ----------
+    x, w : ndarray (N, D), (N,)
+        Samples and importance weights.
+    exact : ndarray (M, D)
+        iid samples of the exact posterior.
+    mean, sd : ndarray (D,)
+        Exact posterior means and standard deviations.
+    seed, max_n : int
+        C2ST seed and points per set.
+
+    Returns
+    -------
+    dict
+        ``max_abs_mean_shift`` (largest |mean - exact mean| in exact sd),
+        ``max_abs_sd_ratio_deviation`` (largest |sd / exact sd - 1|) and ``c2st`` (against
+        ``exact``).
+    """
+    m, s = weighted_mean_sd(x, w)
+    return {
+        "max_abs_mean_shift": float(np.max(np.abs(m - mean) / sd)),
+        "max_abs_sd_ratio_deviation": float(np.max(np.abs(s / sd - 1.0))),
+        "c2st": _c2st(x, exact, wx=w, seed=seed, max_n=max_n),
+    }
 
 
 def analytic_reference(
@@ -217,6 +257,9 @@ class SequenceRuns:
     sizes : dict
         Sample sizes (config ``diagnostics``).
     seed : int
+    final_runs : dict sampler -> dict
+        Run record (``run.json`` content) of every sampler's final sequential run, in the
+        order of ``finals``.
     """
 
     sequence: list[str]
@@ -236,6 +279,7 @@ class SequenceRuns:
     exact: Any
     sizes: dict[str, int]
     seed: int
+    final_runs: dict[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @staticmethod
     def weighted(chain: Chain) -> tuple[np.ndarray, np.ndarray]:
@@ -387,6 +431,7 @@ def diagnose_sequence(
         exact=analytic_reference(datasets, seq, params),
         sizes=sizes,
         seed=seed,
+        final_runs={s: v.get("run_info", {}) for s, v in sequential.items()},
     )
     out: dict[str, Any] = {"sequence": seq, "stage": stage_id(seq)}
     for q in _QUANTITIES.values():
@@ -461,12 +506,9 @@ def _vs_exact(runs: SequenceRuns) -> dict[str, Any]:
     vs_exact = {}
     for label, chain in chains.items():
         x, w = _arrays(chain)
-        m, s = weighted_mean_sd(x, w)
-        vs_exact[label] = {
-            "max_abs_mean_shift": float(np.max(np.abs(m - mean) / sd)),
-            "max_abs_sd_ratio_deviation": float(np.max(np.abs(s / sd - 1.0))),
-            "c2st": runs.c2st(x, xs, wx=w),
-        }
+        vs_exact[label] = exact_accuracy(
+            x, w, exact=xs, mean=mean, sd=sd, seed=runs.seed, max_n=runs.sizes["c2st_max_n"]
+        )
     return {"vs_exact": vs_exact, "exact_log_evidence": float(problem.log_evidence(pnames))}
 
 
@@ -546,6 +588,21 @@ def _flows(runs: SequenceRuns) -> dict[str, Any]:
     }
 
 
+def _evidence_consistency(runs: SequenceRuns) -> dict[str, Any]:
+    """The samplers' log Z of the final stage, pair by pair, in combined standard errors."""
+    stage = stage_id(runs.sequence)
+    estimates = [
+        {
+            "stage": stage,
+            "sampler": sampler,
+            "log_evidence": run.get("log_evidence"),
+            "log_evidence_err": run.get("log_evidence_err"),
+        }
+        for sampler, run in runs.final_runs.items()
+    ]
+    return {"evidence_consistency": evidence_consistency(estimates)}
+
+
 for _q in (
     Quantity("agreement", _agreement, "Each sampler's final posterior against the joint one "
              "(agreement, C2ST, sliced Wasserstein); every other sampler against the first."),
@@ -555,6 +612,9 @@ for _q in (
              "the posterior before the last update and the last dataset's own."),
     Quantity("modes", _modes, "Number of modes and mass per mode of every posterior."),
     Quantity("flows", _flows, "Fidelity of the flows this sequence went through."),
+    Quantity("evidence_consistency", _evidence_consistency, "The final stage's log Z of every "
+             "pair of samplers, their difference in combined standard errors (null where an "
+             "error is unknown)."),
 ):  # fmt: skip
     register_quantity(_q)
 del _q

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._checks import finite_float
 from ..errors import InputError, _input_error
+from ..plan import SEP
 from .settings import DIAGNOSTIC_SETTINGS
 
 __all__ = [
@@ -253,6 +254,8 @@ def verdict(
     ``interval_overlap``              value < threshold       warn
     ``moment_score``                  |value| > threshold     warn (flow fidelity)
     ``sliced_wasserstein``            value > threshold       warn (flow fidelity)
+    ``evidence_consistency``          |value| > threshold     warn (samplers' log Z
+                                                              disagree at one stage)
     ================================  ======================  ==========================
 
     Each check value is a number, None (not measured: listed in ``not_measured``, no effect),
@@ -438,6 +441,18 @@ _BUILTIN = (
         "the flow differs from its training chain",
         "Sliced Wasserstein-1 distance of a flow from its held-out chain, in the chain's sd.",
         read=_per_flow("sliced_wasserstein"),
+    ),
+    Rule(
+        "evidence_consistency", "evidence_consistency", 3.0, "warn",
+        "|log Z difference| between samplers in combined standard errors",
+        "two samplers disagree on the evidence of the same stage by more than their errors",
+        "Largest |log Z_a - log Z_b| / sqrt(err_a^2 + err_b^2) between two samplers' runs of "
+        "the same stage (not measured where an error is unknown).",
+        transform="abs",
+        read=lambda rec: {
+            f"{p['sampler_a']} vs {p['sampler_b']} at {p['stage'].replace(SEP, '→')}": p["n_sigma"]
+            for p in rec.get("evidence_consistency", [])
+        } or None,
     ),
 )
 for _rule in _BUILTIN:
