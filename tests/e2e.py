@@ -7,7 +7,10 @@ there): ``config/test.yaml`` as written, plus
 - ``posteriors.ext``: an external chain entry (a CSV chain with weights and a parameter table
   in the run directory, with a per-entry ``flow.threads``), and
 - ``analyses.mine``: the README's worked example, a likelihood in a standalone ``.py`` file
-  outside the run directory and a stage-1 posterior that exists only as a CSV chain.
+  outside the run directory and a stage-1 posterior that exists only as a CSV chain;
+- ``analyses.nested``: a 2-D linear-Gaussian analysis run with the nested sampler (nautilus)
+  alone: stage 1 and the joint under the box prior, the sequential stage under the flow's
+  prior transform.
 
 To check something new end to end, add it to config/test.yaml (also run by the real-Slurm test)
 or, if it needs files written at run time, to :func:`write_study`, and assert on the
@@ -35,6 +38,8 @@ TEST_CONFIG = REPO / "config" / "test.yaml"
 # The README's worked example: stage A as a CSV chain of N(MU_A, SD_A), B a Gaussian measurement.
 MU_A, SD_A = np.array([0.5, -0.5]), np.array([0.6, 0.8])
 MU_B, SD_B = np.array([1.0, 0.0]), np.array([0.5, 0.5])
+#: Dimension of the nested sampler's analysis ``nested`` (gaussian_linear with ``dim``).
+NESTED_DIM = 2
 LIKELIHOOD = textwrap.dedent(
     '''
     """A user's likelihood: a Gaussian measurement of both parameters."""
@@ -104,7 +109,7 @@ class Study:
     user : Path
         The README example's files, outside ``workdir``: mylike.py, stage_a.csv, params.yaml.
     config : Path
-        The study's config file (config/test.yaml plus ``posteriors.ext`` and ``analyses.mine``).
+        The study's config file (config/test.yaml plus ``posteriors.ext``, ``analyses.mine`` and ``analyses.nested``).
     ext_samples, ext_weights : ndarray, shapes (n, 2) and (n,)
         The values written to the ``ext`` chain (before rounding to the CSV's decimals).
     proc : CompletedProcess or None
@@ -201,6 +206,23 @@ def write_study(base: Path) -> Study:
         "flow": {"hidden": [64, 64], "eval_every": 100, "max_steps": 1500, "patience": 500},
         "pocomc": {"n_effective": 512, "n_active": 256, "n_total": 2048},
         "emcee": {"walkers": 16, "steps": 2000},
+    }
+    # analyses.nested: every stage with the nested sampler; the prior box written by the problem
+    from flowprior.problems.analytic import get_analysis
+
+    get_analysis("gaussian_linear", dim=NESTED_DIM).params.write(work / "nested_params.yaml")
+    like = "flowprior.problems.analytic:gaussian_linear"
+    config["analyses"]["nested"] = {
+        "parameters": "nested_params.yaml",
+        "datasets": {d: {"likelihood": like, "kwargs": {"dataset": d, "dim": NESTED_DIM}}
+                     for d in ("A", "B")},
+        "sequences": [["A", "B"]],
+        "samplers": ["nautilus"],
+        "stage1_sampler": "nautilus",
+        "joint_sampler": "nautilus",
+        "joint": True,
+        "flow": {"max_steps": 300},
+        "nautilus": {"n_live": 300, "n_eff": 2000},
     }
     path = base / "study.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

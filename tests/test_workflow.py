@@ -134,7 +134,8 @@ def test_e2e_flows_table(e2e_study):
         "mode_mass_difference",
     ]
     # posteriors first, then the analyses' flows, each in config order
-    flows = ["banana", "ext", "gaussian_linear/A", "gaussian_linear/B", "semf/early", "mine/A"]
+    flows = ["banana", "ext", "gaussian_linear/A", "gaussian_linear/B", "semf/early", "mine/A",
+             "nested/A"]
     assert table.index.tolist() == flows
     assert table.loc["banana", "kind"] == "nsf" and table.loc["banana", "loss"] == "nll"
     assert 0 < table.loc["banana", "steps"] <= 200
@@ -342,3 +343,64 @@ def _check_semf(workdir: Path) -> None:
     assert 14.5 < mean["a_V"] < 17.5 and 15 < mean["a_S"] < 21 and 0.6 < mean["a_C"] < 0.8, mean
     assert 19 < mean["a_A"] < 27 and 0.5 < mean["sigma_th"] < 5, mean
     assert (base / "figures" / "sequential_early__late_pocomc.png").is_file()
+
+
+def test_e2e_sampler_comparison_tables_and_figure(e2e_study):
+    """gaussian_linear (pocoMC and emcee): every run in samplers.csv, accuracy against the exact
+    answer for every run, log Z only where the sampler gives one (emcee: empty, never 0)."""
+    import numpy as np
+
+    base = e2e_study.results / "gaussian_linear"
+    table = pd.read_csv(base / "tables" / "samplers.csv")
+    runs = set(zip(table["kind"], table["stage"], table["sampler"]))
+    assert {("stage1", "A", "pocomc"), ("stage1", "B", "pocomc")} <= runs
+    assert {("sequential", s, m) for s in ("A→B", "B→A") for m in ("pocomc", "emcee")} <= runs
+    assert ("joint", "A+B", "pocomc") in runs
+    assert table["c2st"].between(0.3, 1).all() and table["n_likelihood_calls"].gt(0).all()
+    emcee = table["sampler"] == "emcee"
+    assert table.loc[emcee, "log_Z"].isna().all() and table.loc[~emcee, "log_Z"].notna().all()
+    assert np.isfinite(table.loc[~emcee, "log_Z_total_error_sigma"]).all()
+    figure = base / "figures" / "samplers.png"
+    assert figure.is_file() and figure.stat().st_size > 10_000
+
+
+def test_e2e_nested_sampler_every_stage(e2e_study):
+    """analyses.nested: nautilus for stage 1, the sequential stage (flow prior transform) and
+    the joint; its weighted samples and log Z +- error against the closed forms."""
+    import json
+
+    import numpy as np
+
+    from e2e import NESTED_DIM
+    from flowprior.problems.analytic import get_analysis
+
+    base = e2e_study.results / "nested"
+    problem = get_analysis("gaussian_linear", dim=NESTED_DIM)
+    summary = json.loads((base / "summary.json").read_text())
+    runs = {
+        "stage1/A": (summary["stage1"]["A"]["run_info"], ["A"]),
+        "joint/A__B": (summary["joint"]["A__B"]["run_info"], ["A", "B"]),
+        "sequential/A__B/nautilus": (summary["sequential"]["A__B"]["nautilus"]["run_info"], None),
+    }
+    for rel, (run, datasets) in runs.items():
+        assert run["sampler"] == "nautilus", rel
+        assert run["log_evidence_err"] is not None and run["log_evidence_err"] > 0, rel
+        frame = pd.read_parquet(base / rel / "samples.parquet")
+        w = frame["weight"].to_numpy()
+        assert (w >= 0).all() and w.max() == pytest.approx(1.0), rel  # importance weights
+        if datasets is not None:  # closed-form log Z within 4 reported errors
+            err = abs(run["log_evidence"] - problem.log_evidence(datasets))
+            assert err < 4 * run["log_evidence_err"], (rel, err, run["log_evidence_err"])
+    # the sequential posterior against the exact joint, and the flow-corrected log Z_AB
+    frame = pd.read_parquet(base / "sequential/A__B/nautilus/samples.parquet")
+    x = frame[list(problem.params.names)].to_numpy()
+    w = frame["weight"].to_numpy()
+    mean, cov = problem.posterior_moments(["A", "B"])
+    sd = np.sqrt(np.diag(cov))
+    ess = w.sum() ** 2 / (w**2).sum()
+    shift = np.abs(np.average(x, weights=w, axis=0) - mean) / sd
+    assert shift.max() < 0.1 + 4 / np.sqrt(ess), shift
+    (seq,) = summary["sequences"]
+    fc = seq["sequential_evidence"]["flow_corrected"]
+    exact = problem.log_evidence(["A", "B"])
+    assert abs(fc["log_evidence"] - exact) < 4 * fc["log_evidence_err"], (fc, exact)
