@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .fastflow import FastFlow
 from .flows import BoundedFlow
 from .params import ParameterSpace
 
@@ -142,6 +143,15 @@ class FlowPrior(_BasePrior):
     seed : int, optional
         Seeds the stream used by :meth:`rvs` when it is called without ``seed``; by default
         the training seed recorded in the manifest, so a run is reproducible end to end.
+    fast : bool
+        Evaluate with :class:`flowprior.fastflow.FastFlow` (numpy, built from the weights on
+        first use; issue #17) instead of calling the torch module. Both give the same values
+        up to the core dtype's rounding; ``False`` keeps the torch path (the reference).
+
+    Notes
+    -----
+    The fast evaluator is a snapshot of the flow's weights when it is first needed; a flow
+    trained further afterwards needs a new :class:`FlowPrior`.
     """
 
     def __init__(
@@ -151,6 +161,7 @@ class FlowPrior(_BasePrior):
         *,
         manifest: dict[str, Any] | None = None,
         seed: int | None = None,
+        fast: bool = True,
     ) -> None:
         if flow.dim != params.dim:
             raise ValueError(f"flow has {flow.dim} dimensions, parameter table {params.dim}")
@@ -160,19 +171,29 @@ class FlowPrior(_BasePrior):
         if seed is None:
             seed = self.manifest.get("seed")
         self._rng = np.random.default_rng(seed)
+        self.fast = bool(fast)
+        self._fast: FastFlow | None = None
+        self._fast_built = False
 
     @classmethod
-    def load(cls, path: str | Path, *, seed: int | None = None) -> FlowPrior:
+    def load(cls, path: str | Path, *, seed: int | None = None, fast: bool = True) -> FlowPrior:
         """Load a model written by :meth:`flowprior.train.TrainResult.save` (verified, no pickle)."""
         from .io import load_flow
 
         flow, params, manifest = load_flow(path)
-        return cls(flow, params, manifest=manifest, seed=seed)
+        return cls(flow, params, manifest=manifest, seed=seed, fast=fast)
 
     @classmethod
-    def from_result(cls, result, *, seed: int | None = None) -> FlowPrior:
+    def from_result(cls, result, *, seed: int | None = None, fast: bool = True) -> FlowPrior:
         """Wrap a :class:`flowprior.train.TrainResult` without writing it to disk."""
-        return cls(result.flow, result.chain.params, seed=seed)
+        return cls(result.flow, result.chain.params, seed=seed, fast=fast)
+
+    def _fastflow(self) -> FastFlow | None:
+        """The numpy evaluator, built once on first use (``None``: torch path)."""
+        if self.fast and not self._fast_built:
+            self._fast = FastFlow.build(self.flow)
+            self._fast_built = True
+        return self._fast if self.fast else None
 
     def logpdf(self, x: Any) -> np.ndarray | float:
         """Normalised log-density.
@@ -187,7 +208,11 @@ class FlowPrior(_BasePrior):
         """
         arr, single = _as_points(x, self.dim)
         out = np.empty(arr.shape[0], dtype=np.float64)
-        if arr.shape[0]:  # zuko fails on empty batches; pocoMC sends them
+        fast = self._fastflow()
+        if fast is not None:
+            for i in range(0, arr.shape[0], CHUNK):
+                out[i : i + CHUNK] = fast.log_prob(arr[i : i + CHUNK])
+        elif arr.shape[0]:  # zuko fails on empty batches; pocoMC sends them
             with torch.inference_mode():
                 for i in range(0, arr.shape[0], CHUNK):
                     out[i : i + CHUNK] = self.flow.log_prob(torch.from_numpy(arr[i : i + CHUNK]))
@@ -203,10 +228,15 @@ class FlowPrior(_BasePrior):
         gen = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
         size = int(size)
         out = np.empty((size, self.dim), dtype=np.float64)
+        fast = self._fastflow()
         with torch.inference_mode():
             for i in range(0, size, CHUNK):
                 m = min(CHUNK, size - i)
-                out[i : i + m] = self.flow.sample(m, generator=gen).numpy()
+                if fast is None:
+                    out[i : i + m] = self.flow.sample(m, generator=gen).numpy()
+                else:  # the same base draws as BoundedFlow.sample
+                    eps = torch.randn((m, self.dim), generator=gen, dtype=torch.float64)
+                    out[i : i + m] = fast.latent_to_box(eps.numpy())
         return out
 
     def prior_transform(self, u: Any) -> np.ndarray:
@@ -230,7 +260,11 @@ class FlowPrior(_BasePrior):
 
         arr, single = _as_unit(u, self.dim)
         out = np.empty_like(arr)
-        if arr.shape[0]:
+        fast = self._fastflow()
+        if fast is not None:
+            for i in range(0, arr.shape[0], CHUNK):
+                out[i : i + CHUNK] = fast.latent_to_box(ndtri(arr[i : i + CHUNK]))
+        elif arr.shape[0]:
             with torch.inference_mode():
                 for i in range(0, arr.shape[0], CHUNK):
                     z = torch.from_numpy(ndtri(arr[i : i + CHUNK]))
