@@ -222,7 +222,7 @@ def write_study(base: Path) -> Study:
         "joint_sampler": "nautilus",
         "joint": True,
         "flow": {"max_steps": 300},
-        "nautilus": {"n_live": 300, "n_eff": 2000},
+        "nautilus": {"n_live": 200, "n_eff": 1000, "n_networks": 1},
     }
     path = base / "study.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
