@@ -494,7 +494,7 @@ def getdist_rows():
 
 
 def test_getdist_chain(tmp_path, params, caplog):
-    caplog.set_level(logging.WARNING, logger="flowprior.chains")
+    caplog.set_level(logging.INFO, logger="flowprior.chains")
     path = write_getdist(tmp_path, "root", getdist_rows(), GETDIST_NAMES)
     got = read_chain(path, params)
     rows = getdist_rows()
@@ -502,7 +502,10 @@ def test_getdist_chain(tmp_path, params, caplog):
     np.testing.assert_array_equal(got.weights, rows[:, 0])
     np.testing.assert_array_equal(got.log_posterior, -rows[:, 1])
     assert got.log_likelihood is None and got.log_prior is None
-    assert "sigma8" in caplog.text  # derived parameter, not in the table
+    # the derived parameter is kept aside (reported), never part of the parameters
+    assert list(got.derived) == ["sigma8"]
+    np.testing.assert_array_equal(got.derived["sigma8"], rows[:, 3])
+    assert "derived parameter(s) kept aside, not modelled: sigma8" in caplog.text
 
 
 def test_getdist_numbered_chain_finds_root_paramnames(tmp_path, params):
@@ -737,11 +740,11 @@ def test_bad_options(tmp_path, params, frame, kwargs, key):
 
 
 def test_unknown_file_type(tmp_path, params):
-    path = tmp_path / "chain.h5"
+    path = tmp_path / "chain.fits"  # (.h5 is an emcee backend since the readers of issue 13)
     path.write_bytes(b"x")
     with pytest.raises(InputError) as exc:
         read_chain(path, params)
-    assert_one_line(exc, "chain.h5", "suffix", "'.h5'", "unknown chain file type")
+    assert_one_line(exc, "chain.fits", "suffix", "'.fits'", "unknown chain file type")
 
 
 def test_missing_file(tmp_path, params):

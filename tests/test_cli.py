@@ -44,7 +44,10 @@ def test_unknown_command_is_a_usage_error(capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "c.csv", "--out", "m.zip"], "the following arguments are required: --params"),
+        (["train", "c.csv", "--params", "p"], "the following arguments are required: --out"),
+        (["train", "c.csv", "--out", "m", "--burn-in", "1.5"], "argument --burn-in: a fraction"),
+        (["train", "c.csv", "--out", "m", "--select", "a,,b"], "argument --select: expected"),
+        (["train", "c.csv", "--out", "m", "--format", "hdf"], "argument --format: invalid choice"),
         (["train", "c.csv", "--params", "p", "--out", "m", "--no-such"], "unrecognized arguments"),
         (["sample", "m.zip", "-n", "many", "--out", "s.csv"], "argument -n: invalid int value"),
     ],

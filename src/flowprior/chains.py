@@ -13,11 +13,23 @@ suffix             ``fmt``      layout
 .txt               txt          whitespace-delimited with a header row (as above)
 .txt + .paramnames getdist      GetDist: ``weight, -log posterior, params...`` in
                                 the order of ``root.paramnames`` (``root_N.txt``
-                                chains find ``root.paramnames`` too)
+                                chains find ``root.paramnames`` too); derived
+                                (``*``) parameters go to :attr:`Chain.derived`
+root (no file)     getdist      GetDist root ``root``: ``root_1.txt ... root_N.txt``
+                                concatenated in chain-number order, names, labels
+                                and derived flags from ``root.paramnames``, prior
+                                box from ``root.ranges`` (read with ``getdist``)
 .txt, ``#`` header cobaya       Cobaya: ``# weight minuslogpost <params> minuslogprior
                                 ... chi2 ...``; minuslogpost -> log_posterior = -v,
                                 minuslogprior -> log_prior = -v, chi2 ->
                                 log_likelihood = -chi2/2
+root (no file)     cobaya       Cobaya root ``root``: ``root.1.txt ...`` as above;
+                                sampled/derived parameters, labels and the prior box
+                                from ``root.updated.yaml`` (read with ``getdist``)
+.h5 / .hdf5        emcee        emcee ``HDFBackend`` (h5py): group ``mcmc``,
+                                ``chain`` (steps, walkers, d) in parameter-table
+                                order, walker by walker; ``log_prob`` ->
+                                log_posterior
 .parquet / .pq     parquet      as CSV
 .npz               npz          one 1-D array per column name (no pickles inside)
 .pkl / .pickle     pickle       pocoMC result dict: ``x`` or ``samples`` (n, d) in
@@ -25,18 +37,21 @@ suffix             ``fmt``      layout
                                 ``logp``; only with ``allow_pickle=True``
 =================  ===========  ==================================================
 
-Row numbers in error messages are 0-based indices of the data rows (samples).
+Row numbers in error messages are 0-based indices of the data rows (samples); for a
+root they count the rows of the chain file named. ``burn_in`` and ``thin`` act per chain
+file of a root and per walker of an emcee backend.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import pickle
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,8 +72,10 @@ logger = logging.getLogger(__name__)
 LOG_COLUMNS = ("log_likelihood", "log_prior", "log_posterior")
 WEIGHT = "weight"
 #: Values accepted by ``read_chain(fmt=...)``.
-FORMATS = ("csv", "tsv", "txt", "getdist", "cobaya", "parquet", "npz", "pickle")
+FORMATS = ("csv", "tsv", "txt", "getdist", "cobaya", "parquet", "npz", "pickle", "emcee")
 OUTSIDE_POLICIES = ("error", "clip", "drop", "keep")
+#: Formats whose path may be a root naming several chain files.
+_ROOT_FORMATS = ("getdist", "cobaya")
 _READ_SUFFIXES = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -68,6 +85,8 @@ _READ_SUFFIXES = {
     ".npz": "npz",
     ".pkl": "pickle",
     ".pickle": "pickle",
+    ".h5": "emcee",
+    ".hdf5": "emcee",
 }
 _WRITE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 # Cobaya/GetDist column -> (chain column, factor): chain value = factor * file value.
@@ -106,6 +125,11 @@ class Chain:
         Natural logs; no NaN or +inf; -inf only where the weight is 0.
     source : str
         Where the chain came from (named in error messages).
+    derived : mapping of str to array_like (n,), optional
+        Derived quantities that came with the chain (GetDist ``*`` parameters, Cobaya
+        derived parameters), by name, in file order. They are reported and carried
+        along (:meth:`subset` keeps them aligned), but they are not parameters: they
+        are never part of ``params`` and never modelled by a flow.
 
     Raises
     ------
@@ -120,6 +144,7 @@ class Chain:
     log_prior: np.ndarray | None = None
     log_posterior: np.ndarray | None = None
     source: str = field(default="<memory>")
+    derived: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.params, ParameterSpace):
@@ -141,6 +166,16 @@ class Chain:
             if value is not None:
                 setattr(self, name, _as_vector(value, n, name=name, source=self.source))
         _validate_arrays(self._arrays(), names=self.params.names, source=self.source)
+        derived = {}
+        for name, value in dict(self.derived).items():
+            if name in self.params.names:
+                raise _input_error(
+                    self.source,
+                    f"derived {name!r}",
+                    "is also a sampled parameter; a derived quantity must not be modelled",
+                )
+            derived[str(name)] = _as_vector(value, n, name=f"derived {name!r}", source=self.source)
+        self.derived = derived
 
     @property
     def n(self) -> int:
@@ -187,6 +222,7 @@ class Chain:
             np.array(self.samples[idx]),
             np.array(self.weights[idx]),
             source=self.source,
+            derived={k: np.array(v[idx]) for k, v in self.derived.items()},
             **pick,
         )
 
@@ -221,22 +257,31 @@ class Chain:
 
 def read_chain(
     path: str | os.PathLike,
-    params: ParameterSpace,
+    params: ParameterSpace | None = None,
     *,
     allow_pickle: bool = False,
     outside: str = "error",
     min_samples: int = 1,
     fmt: str | None = None,
+    burn_in: float | int | None = None,
+    thin: int = 1,
+    select: Sequence[str] | None = None,
 ) -> Chain:
-    """Read a chain file into a :class:`Chain` (see the module docstring for formats).
+    """Read a chain file or a GetDist/Cobaya root into a :class:`Chain`.
 
     Parameters
     ----------
     path : str or path-like
-        The chain file.
-    params : ParameterSpace
-        Parameters to take, by name (pickles: by position, in table order).
-        Other columns are ignored with a warning naming them.
+        The chain file, or the root of a GetDist (``root_1.txt ... root_N.txt``,
+        ``root.paramnames``, ``root.ranges``) or Cobaya (``root.1.txt ...``,
+        ``root.updated.yaml``) set of chain files, read in chain-number order and
+        concatenated.
+    params : ParameterSpace, optional
+        Parameters to take, by name (pickles: by position, in table order), with
+        their prior box. Other columns are ignored with a warning naming them.
+        Default: the chain's own sampled parameters, with the box from
+        ``root.ranges`` (GetDist) or ``root.updated.yaml`` (Cobaya); an open or
+        missing range is then an error.
     allow_pickle : bool
         Load ``.pkl``/``.pickle`` files. Unpickling can execute arbitrary code:
         only for files you trust.
@@ -245,15 +290,28 @@ def read_chain(
         (both with a warning giving the count); ``"keep"`` leaves them as they
         are (for files of points at which a density is evaluated, not posteriors).
     min_samples : int
-        Minimum number of samples left after dropping.
+        Minimum number of samples left after burn-in and dropping.
     fmt : str, optional
         One of :data:`FORMATS`; overrides the suffix (``"txt"`` still detects
         GetDist and Cobaya files).
+    burn_in : float or int, optional
+        Samples discarded from the start: a fraction in [0, 1) or a count
+        (int >= 0), applied to each chain file of a root separately and to the
+        whole chain otherwise (emcee: to each walker, like emcee's ``discard``).
+        Default: none.
+    thin : int
+        Keep every ``thin``-th sample after the burn-in, per chain file (walker):
+        rows ``k + thin - 1, k + 2 thin - 1, ...`` after discarding ``k``, as
+        emcee's ``get_chain(discard=k, thin=thin)``. Default 1 (all).
+    select : sequence of str, optional
+        The parameters to keep (names, in this order); the others are
+        marginalised out. Default: all of ``params`` (or of the chain).
 
     Returns
     -------
     Chain
-        ``source`` is ``str(path)``.
+        ``source`` is ``str(path)``; GetDist/Cobaya derived parameters are in
+        :attr:`Chain.derived`.
 
     Raises
     ------
@@ -262,12 +320,21 @@ def read_chain(
     """
     source = os.fspath(path)
     _check_options(outside, min_samples, source=source)
+    burn = _check_burn_in(burn_in, source=source)
+    if isinstance(thin, bool) or not isinstance(thin, (int, np.integer)) or thin < 1:
+        raise _input_error(source, "thin", f"must be an integer >= 1, not {thin!r}")
     kind = _format_of(path, fmt)
     if kind == "pickle" and not allow_pickle:
         raise _input_error(source, "allow_pickle", _PICKLE_HINT)
-    _check_file(path)
+    if not (kind in _ROOT_FORMATS and _is_root(path)):
+        _check_file(path)
     raw = _read_raw(kind, path, params)
-    chain = _chain_from_raw(raw, params, source=source)
+    if params is None:
+        space = _space_from_chain(raw, select, source=source)
+    else:
+        space = _select_from_table(params, select, raw, source=source)
+    chain = _chain_from_raw(raw, space, source=source)
+    chain = _apply_burn_in(chain, burn, raw.segments, thin=int(thin))
     n_read = chain.n
     chain = _apply_outside(chain, outside)
     if chain.n < min_samples:
@@ -286,10 +353,23 @@ def read_chain(
 
 @dataclass
 class _Raw:
-    """Columns as read: name -> values, plus how to call each in messages."""
+    """Columns as read: name -> values, plus how to call each in messages.
+
+    GetDist/Cobaya readers also fill in what the files say about the parameters:
+    ``sampled`` (sampled parameter names in file order; None when the format does
+    not tell), ``derived`` (derived column names), ``labels``, ``bounds`` (name ->
+    (lower or None, upper or None)) with the file they came from, and ``segments``
+    ((chain file, rows) per file, for per-file burn-in).
+    """
 
     columns: dict[str, Any]
     where: dict[str, str] = field(default_factory=dict)
+    sampled: list[str] | None = None
+    derived: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    bounds_source: str | None = None
+    segments: list[tuple[str, int]] = field(default_factory=list)
 
     def label(self, name: str) -> str:
         return self.where.get(name, _column(name))
@@ -321,13 +401,18 @@ def _format_of(path: str | os.PathLike, fmt: str | None) -> str:
                 f"unknown chain format {fmt!r}; expected one of {', '.join(FORMATS)}",
             )
         return fmt
+    if _is_root(path):
+        kind = _root_kind(os.fspath(path))
+        if kind is not None:
+            return kind
     suffix = Path(path).suffix.lower()
     if suffix not in _READ_SUFFIXES:
         raise _input_error(
             path,
             "suffix",
             f"unknown chain file type {suffix or '(no suffix)'!r}; expected one of "
-            f"{', '.join(_READ_SUFFIXES)} (or pass fmt=)",
+            f"{', '.join(_READ_SUFFIXES)}, or a GetDist/Cobaya root with root.paramnames "
+            "or root.updated.yaml and root_N.txt/root.N.txt chain files (or pass fmt=)",
         )
     return _READ_SUFFIXES[suffix]
 
@@ -377,6 +462,7 @@ def _read_raw(kind: str, path: str | os.PathLike, params: ParameterSpace) -> _Ra
         "pickle": _read_pickle,
         "getdist": _read_getdist,
         "cobaya": _read_cobaya,
+        "emcee": _read_emcee,
     }
     try:
         kind = _sniff_txt(path) if kind == "txt" else kind
@@ -550,68 +636,336 @@ def _pickle_vector(values: Any, *, key: str, source: Any) -> np.ndarray:
     return arr
 
 
-def _read_paramnames(path: Path, *, chain: Any) -> list[str]:
-    names = []
-    first: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if line.strip() and not line.lstrip().startswith("#"):
-                name = line.split(None, 1)[0].rstrip("*")
-                if name in first:
-                    raise _input_error(
-                        chain,
-                        f"{path} line {lineno}",
-                        f"duplicate parameter name {name!r} (first at line {first[name]}); "
-                        "keep only one",
-                    )
-                first[name] = lineno
-                names.append(name)
-    if not names:
-        raise _input_error(path, None, "no parameter names in .paramnames file")
-    return names
+# --------------------------------------------------------------------------- emcee
 
 
-def _read_getdist(
-    path: str | os.PathLike, *, params: ParameterSpace, kind: str
-) -> _Raw:
-    found = [c for c in _paramnames_candidates(path) if c.is_file()]
-    if not found:
-        looked = ", ".join(str(c) for c in _paramnames_candidates(path))
-        raise _input_error(path, "paramnames", f"GetDist chain needs {looked}")
-    names = _read_paramnames(found[0], chain=path)
-    df = pd.read_csv(path, sep=r"\s+", header=None, comment="#")
-    if df.shape[1] != len(names) + 2:
+def _read_emcee(path: str | os.PathLike, *, params: Any, kind: str) -> _Raw:
+    """emcee's HDF5 backend (h5py): group ``mcmc`` with ``chain`` and ``log_prob``.
+
+    Only the ``iteration`` stored steps are read. Rows are walker by walker (walker 0's
+    steps, then walker 1's, ...), so burn-in (emcee's ``discard``) and thinning act per
+    walker; ``log_prob`` is the log posterior; columns are in parameter-table order.
+    """
+    import h5py
+
+    with h5py.File(path, "r") as fh:
+        groups = [k for k, v in fh.items() if isinstance(v, h5py.Group) and "chain" in v]
+        name = "mcmc" if "mcmc" in groups else groups[0] if len(groups) == 1 else None
+        if name is None:
+            found = ", ".join(fh) or "none"
+            raise _input_error(
+                path,
+                "group 'mcmc'",
+                f"no emcee chain (a group with a 'chain' dataset); groups: {found[:300]}",
+            )
+        group = fh[name]
+        steps = int(group.attrs.get("iteration", group["chain"].shape[0]))
+        chain = np.asarray(group["chain"][:steps], dtype=np.float64)
+        log_prob = (
+            np.asarray(group["log_prob"][:steps], dtype=np.float64)
+            if "log_prob" in group
+            else None
+        )
+    if chain.ndim != 3 or steps == 0:
         raise _input_error(
             path,
-            "columns",
-            f"{df.shape[1]} columns, but {found[0].name} lists {len(names)} parameters "
-            f"(expected weight, -log posterior and {len(names)} parameters)",
+            f"{name}/chain",
+            f"expected (steps, walkers, dim) with steps > 0, got {chain.shape}",
         )
-    df.columns = [WEIGHT, "minuslogpost", *names]
-    raw = _frame_columns(df, source=path)
-    raw.where.update(
-        {
-            WEIGHT: "first column (weight)",
-            "minuslogpost": "second column (-log posterior)",
-        }
+    if params is None:
+        raise _input_error(
+            path,
+            "params",
+            "an emcee backend stores no parameter names or ranges; give a parameter table "
+            "(--params), in the column order of the chain",
+        )
+    if chain.shape[2] != params.dim:
+        raise _input_error(
+            path,
+            f"{name}/chain",
+            f"{chain.shape[2]} parameters per sample, but the parameter table has "
+            f"{params.dim} ({', '.join(params.names)})",
+        )
+    steps, walkers, _ = chain.shape
+    flat = chain.transpose(1, 0, 2).reshape(-1, params.dim)
+    raw = _Raw({n: flat[:, i] for i, n in enumerate(params.names)})
+    raw.where = {n: f"{name}/chain[..., {i}] ({n!r})" for i, n in enumerate(params.names)}
+    if log_prob is not None:
+        raw.columns["log_posterior"] = log_prob.T.reshape(-1)
+        raw.where["log_posterior"] = f"{name}/log_prob"
+    raw.segments = [(f"{os.fspath(path)} walker {k}", steps) for k in range(walkers)]
+    return raw
+
+
+# --------------------------------------------------------------------- GetDist / Cobaya
+# File layout, names, labels, derived flags and ranges are read with getdist (the field's own
+# library for these files); the numbers with numpy.loadtxt, which is what getdist uses too.
+
+
+def _is_root(path: str | os.PathLike) -> bool:
+    """True when ``path`` is not a file (so it may be a GetDist/Cobaya root)."""
+    return not os.path.isfile(path) and not os.path.isdir(path)
+
+
+def _numbered_files(root: str, separator: str) -> dict[int, str]:
+    """``{N: path}`` of the chain files ``root<separator>N.txt`` (and ``root.txt`` as 0)."""
+    from getdist.chains import chainFiles
+
+    folder = os.path.dirname(root) or "."
+    if not os.path.isdir(folder):
+        return {}
+    found = {}
+    pattern = re.compile(re.escape(os.path.basename(root)) + re.escape(separator) + r"(\d+)\.txt")
+    for f in chainFiles(os.path.join(folder, os.path.basename(root)), separator=separator):
+        match = pattern.fullmatch(os.path.basename(f))
+        found[int(match[1]) if match else 0] = f
+    return found
+
+
+def _root_kind(root: str) -> str | None:
+    """"getdist" or "cobaya" when ``root`` names such a set of files, else None."""
+    from getdist.cobaya_interface import cobaya_params_file
+
+    if os.path.isfile(root + ".paramnames"):
+        return "getdist"
+    if cobaya_params_file(root):
+        return "cobaya"
+    if _numbered_files(root, "_"):
+        return "getdist"
+    if _numbered_files(root, "."):
+        return "cobaya"
+    return None
+
+
+def _chain_files(root: str, separator: str, *, needs: str) -> list[str]:
+    """The chain files of a root in chain-number order; a gap or none at all is an error."""
+    found = _numbered_files(root, separator)
+    numbered = sorted(k for k in found if k > 0)
+    if numbered:
+        gaps = sorted(set(range(1, numbered[-1] + 1)) - set(numbered))
+        if gaps:
+            missing = ", ".join(f"{root}{separator}{k}.txt" for k in gaps[:5])
+            raise _input_error(
+                root,
+                "chain files",
+                f"missing chain file(s) {missing} (found {len(numbered)} of 1..{numbered[-1]})",
+            )
+        return [found[k] for k in numbered]
+    if 0 in found:
+        return [found[0]]
+    raise _input_error(
+        root,
+        "chain files",
+        f"no chain files {root}.txt or {root}{separator}1.txt, ... found (root of {needs})",
     )
-    return _map_cobaya(raw, source=path)
 
 
-def _read_cobaya(path: str | os.PathLike, *, params: ParameterSpace, kind: str) -> _Raw:
-    header = _first_line(path).strip()
-    if not header.startswith("#"):
+def _getdist_names(names_file: str, *, source: Any) -> tuple[list[str], dict[str, str], set]:
+    """(names, labels, derived names) of a .paramnames or Cobaya .yaml file (getdist)."""
+    from getdist.paramnames import ParamNames
+
+    try:
+        infos = ParamNames(names_file).names
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser failure is bad input here
         raise _input_error(
-            path, "line 1", "expected a '#' header line with column names"
-        )
-    names = header.lstrip("#").split()
-    df = pd.read_csv(path, sep=r"\s+", header=None, skiprows=1)
-    if df.shape[1] != len(names):
+            names_file, None, f"cannot read ({type(exc).__name__}: {str(exc)[:300]})"
+        ) from None
+    names = [p.name for p in infos]
+    if not names:
+        raise _input_error(names_file, None, "no parameter names")
+    _check_unique_names(names, names_file, source=source)
+    return (
+        names,
+        {p.name: p.label for p in infos},
+        {p.name for p in infos if p.isDerived},
+    )
+
+
+def _check_unique_names(names: list[str], names_file: str, *, source: Any) -> None:
+    """A repeated name in a .paramnames file is an error naming both lines."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            if names_file.endswith(".paramnames"):
+                lines = _name_lines(names_file, name)
+                first, again = (lines + [seen[name] + 1, i + 1])[:2]
+                where = f"{names_file} line {again}"
+                detail = f"(first at line {first})"
+            else:
+                where = names_file
+                detail = f"(positions {seen[name]} and {i}, 0-based)"
+            raise _input_error(
+                source, where, f"duplicate parameter name {name!r} {detail}; keep only one"
+            )
+        seen[name] = i
+
+
+def _name_lines(path: str, name: str) -> list[int]:
+    """1-based numbers of the lines of a .paramnames file that define ``name``."""
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        return [
+            k
+            for k, line in enumerate(fh, start=1)
+            if line.split() and line.split()[0].rstrip("*") == name
+        ]
+
+
+def _getdist_bounds(
+    ranges_file: str | None,
+) -> dict[str, tuple[float | None, float | None]]:
+    if ranges_file is None:
+        return {}
+    from getdist.parampriors import ParamBounds
+
+    try:
+        bounds = ParamBounds(ranges_file)
+    except Exception as exc:  # noqa: BLE001 - any parser failure is bad input here
         raise _input_error(
-            path, "header", f"{len(names)} column names but {df.shape[1]} data columns"
+            ranges_file, None, f"cannot read ({type(exc).__name__}: {str(exc)[:300]})"
+        ) from None
+    return {
+        n: (bounds.getLower(n), bounds.getUpper(n))
+        for n in {*bounds.lower, *bounds.upper}
+    }
+
+
+def _load_table(path: str, *, n_columns: int, expected: str) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+        try:
+            data = np.loadtxt(path, comments="#", ndmin=2, dtype=np.float64)
+        except ValueError as exc:
+            raise _input_error(
+                path, "rows", f"not a table of numbers ({str(exc)[:200]}); expected {expected}"
+            ) from None
+    if data.shape[0] == 0:
+        raise _input_error(path, "rows", "no samples (0 data rows)")
+    if data.shape[1] != n_columns:
+        raise _input_error(
+            path, "columns", f"{data.shape[1]} data columns, but {expected}"
         )
-    df.columns = names
-    return _map_cobaya(_frame_columns(df, source=path), source=path)
+    return data
+
+
+def _read_getdist(path: str | os.PathLike, *, params: Any, kind: str) -> _Raw:
+    """GetDist: ``weight, -log posterior, params...`` in ``.paramnames`` order."""
+    p = os.fspath(path)
+    if os.path.isfile(p):
+        found = [c for c in _paramnames_candidates(p) if c.is_file()]
+        if not found:
+            looked = ", ".join(str(c) for c in _paramnames_candidates(p))
+            raise _input_error(p, "paramnames", f"GetDist chain needs {looked}")
+        names_file, files = str(found[0]), [p]
+        root = names_file[: -len(".paramnames")]
+    else:
+        root, names_file = p, p + ".paramnames"
+        if not os.path.isfile(names_file):
+            raise _input_error(p, "paramnames", f"GetDist root needs {names_file}")
+        files = _chain_files(root, "_", needs="a GetDist chain")
+    names, labels, derived = _getdist_names(names_file, source=p)
+    ranges = root + ".ranges"
+    raw = _Raw({}, sampled=[n for n in names if n not in derived], labels=labels)
+    raw.derived = [n for n in names if n in derived]
+    raw.bounds_source = ranges if os.path.isfile(ranges) else None
+    raw.bounds = _getdist_bounds(raw.bounds_source)
+    header = [WEIGHT, "minuslogpost", *names]
+    _check_unique(header, source=p)
+    expected = (
+        f"{Path(names_file).name} lists {len(names)} parameters "
+        f"(expected weight, -log posterior and {len(names)} parameters)"
+    )
+    blocks = []
+    for f in files:
+        data = _load_table(f, n_columns=len(header), expected=expected)
+        _check_file_block(data, header, raw, source=f, labels=_GETDIST_WHERE)
+        blocks.append(data)
+        raw.segments.append((f, data.shape[0]))
+    data = np.concatenate(blocks)
+    raw.columns = {name: data[:, i] for i, name in enumerate(header)}
+    raw.where = dict(_GETDIST_WHERE)
+    return _map_cobaya(raw, source=p)
+
+
+_GETDIST_WHERE = {
+    WEIGHT: "first column (weight)",
+    "minuslogpost": "second column (-log posterior)",
+}
+_COBAYA_LOGS = ("minuslogpost", "minuslogprior", "chi2")
+
+
+def _check_file_block(
+    data: np.ndarray, header: list[str], raw: _Raw, *, source: str, labels: dict[str, str]
+) -> None:
+    """Per chain file: weights, -log posterior and sampled values, rows named in that file."""
+    cols = {name: data[:, i] for i, name in enumerate(header)}
+    where = lambda name: labels.get(name, _column(name))  # noqa: E731
+    weights = cols.get(WEIGHT, np.ones(data.shape[0]))
+    if WEIGHT in cols:
+        _check_weights(weights, where=where(WEIGHT), source=source)
+    for name in _COBAYA_LOGS:
+        if name in cols:
+            _check_log(-cols[name], weights, where=where(name), source=source)
+    sampled = [n for n in (raw.sampled or []) if n in cols]
+    if sampled:
+        values = np.column_stack([cols[n] for n in sampled])
+        _check_samples_finite(values, names=tuple(sampled), source=source, label=where)
+
+
+def _read_cobaya(path: str | os.PathLike, *, params: Any, kind: str) -> _Raw:
+    """Cobaya: ``# weight minuslogpost <params> minuslogprior ... chi2 ...`` per file."""
+    from getdist.cobaya_interface import cobaya_params_file
+
+    p = os.fspath(path)
+    if os.path.isfile(p):
+        files = [p]
+        root = re.sub(r"\.\d+$", "", str(Path(p).with_suffix("")))
+    else:
+        root = p
+        files = _chain_files(root, ".", needs="a Cobaya chain")
+    header = None
+    for f in files:
+        line = _first_line(f).strip()
+        if not line.startswith("#"):
+            raise _input_error(f, "line 1", "expected a '#' header line with column names")
+        names = line.lstrip("#").split()
+        _check_unique(names, source=f)
+        if header is not None and names != header:
+            raise _input_error(
+                f, "header", f"column names differ from those of {files[0]}"
+            )
+        header = names
+    raw = _Raw({})
+    info = cobaya_params_file(root)
+    if info is not None:
+        names, raw.labels, derived = _getdist_names(info, source=p)
+        logs = {*_COBAYA_LOGS, WEIGHT}
+        in_file = [n for n in header if n not in logs]
+        raw.sampled = [n for n in in_file if n in names and n not in derived]
+        raw.derived = [n for n in in_file if n not in raw.sampled]
+        missing = [n for n in names if n not in derived and n not in header]
+        if missing:
+            raise _input_error(
+                files[0],
+                "header",
+                f"sampled parameter(s) {', '.join(missing)} of {info} have no column",
+            )
+        raw.bounds_source = info
+        raw.bounds = _getdist_bounds(info)
+    blocks = []
+    for f in files:
+        data = _load_table(
+            f,
+            n_columns=len(header),
+            expected=f"the header has {len(header)} column names",
+        )
+        _check_file_block(data, header, raw, source=f, labels={})
+        blocks.append(data)
+        raw.segments.append((f, data.shape[0]))
+    data = np.concatenate(blocks)
+    raw.columns = {name: data[:, i] for i, name in enumerate(header)}
+    return _map_cobaya(raw, source=p)
 
 
 def _map_cobaya(raw: _Raw, *, source: Any) -> _Raw:
@@ -675,6 +1029,14 @@ def _to_float(values: Any, *, where: str, source: Any) -> np.ndarray:
 
 
 def _chain_from_raw(raw: _Raw, params: ParameterSpace, *, source: str) -> Chain:
+    derived = [n for n in raw.derived if n in params.names]
+    if derived:
+        raise _input_error(
+            source,
+            f"parameter {derived[0]!r}",
+            "is a derived parameter of the chain; derived parameters are kept aside and "
+            "never modelled: drop it from the parameter table (or --select)",
+        )
     missing = [n for n in params.names if n not in raw.columns]
     if missing:
         found = ", ".join(raw.columns) or "none"
@@ -685,7 +1047,11 @@ def _chain_from_raw(raw: _Raw, params: ParameterSpace, *, source: str) -> Chain:
             f"missing parameter column{plural}; found: {found[:500]}",
         )
     known = {*params.names, WEIGHT, *LOG_COLUMNS}
-    _warn_ignored(source, "column(s)", [c for c in raw.columns if c not in known])
+    _warn_ignored(
+        source,
+        "column(s)",
+        [c for c in raw.columns if c not in known and c not in raw.derived],
+    )
     conv = {
         k: _to_float(v, where=raw.label(k), source=source)
         for k, v in raw.columns.items()
@@ -700,7 +1066,158 @@ def _chain_from_raw(raw: _Raw, params: ParameterSpace, *, source: str) -> Chain:
         **logs,
     }
     _validate_arrays(arrays, names=params.names, source=source, label=raw.label)
-    return Chain(params, samples, weights, source=source, **logs)
+    kept = {n: _to_float(raw.columns[n], where=raw.label(n), source=source) for n in raw.derived}
+    if kept:
+        logger.info(
+            "%s: %d derived parameter(s) kept aside, not modelled: %s",
+            source,
+            len(kept),
+            ", ".join(kept),
+        )
+    return Chain(params, samples, weights, source=source, derived=kept, **logs)
+
+
+# --------------------------------------------------------------------- selection, burn-in
+
+
+def _check_select(
+    select: Sequence[str] | None, available: Sequence[str], *, derived: Sequence[str], source: str
+) -> list[str] | None:
+    """The selected names (validated), or None for all."""
+    if select is None:
+        return None
+    if isinstance(select, str):
+        raise _input_error(source, "select", f"expected a list of names, got the string {select!r}")
+    names = [str(n) for n in select]
+    if not names:
+        raise _input_error(source, "select", "empty; select at least one parameter")
+    _check_unique(names, source=source, what="selected")
+    for name in names:
+        if name in derived:
+            raise _input_error(
+                source,
+                f"select {name!r}",
+                "is a derived parameter of the chain; derived parameters are never modelled",
+            )
+        if name not in available:
+            raise _input_error(
+                source,
+                f"select {name!r}",
+                f"unknown parameter; the parameters are: {', '.join(available)[:400]}",
+            )
+    return names
+
+
+def _select_from_table(
+    params: ParameterSpace, select: Sequence[str] | None, raw: _Raw, *, source: str
+) -> ParameterSpace:
+    names = _check_select(select, params.names, derived=raw.derived, source=source)
+    if names is None:
+        return params
+    idx = [params.names.index(n) for n in names]
+    return ParameterSpace(
+        tuple(names),
+        params.lower[idx],
+        params.upper[idx],
+        tuple(params.labels[i] for i in idx),
+    )
+
+
+def _space_from_chain(raw: _Raw, select: Sequence[str] | None, *, source: str) -> ParameterSpace:
+    """The parameter space a GetDist/Cobaya chain carries (names, labels, ranges)."""
+    if raw.sampled is None:
+        raise _input_error(
+            source,
+            "params",
+            "this chain does not say which parameters are sampled or their prior ranges; "
+            "give a parameter table (--params)",
+        )
+    names = _check_select(select, raw.sampled, derived=raw.derived, source=source)
+    names = raw.sampled if names is None else names
+    if not names:
+        raise _input_error(source, "params", "the chain has no sampled parameters")
+    lower, upper = [], []
+    where = raw.bounds_source or source
+    for name in names:
+        lo, hi = raw.bounds.get(name, (None, None))
+        if lo is None or hi is None:
+            what = (
+                f"no range in {raw.bounds_source}"
+                if lo is None and hi is None
+                else f"open range [{'N' if lo is None else lo}, {'N' if hi is None else hi}]"
+            )
+            if raw.bounds_source is None:
+                what = "no ranges file (root.ranges or root.updated.yaml) gives its range"
+            raise _input_error(
+                where,
+                f"parameter {name!r}",
+                f"{what}; a prior box needs both bounds: give them in a parameter "
+                "table (--params)",
+            )
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise _input_error(
+                where,
+                f"parameter {name!r}",
+                f"range [{lo}, {hi}] is not a finite box lower < upper",
+            )
+        lower.append(lo)
+        upper.append(hi)
+    labels = tuple(raw.labels.get(n) or n for n in names)
+    return ParameterSpace(tuple(names), np.array(lower), np.array(upper), labels)
+
+
+def _check_burn_in(burn_in: Any, *, source: str) -> float | int | None:
+    if burn_in is None:
+        return None
+    if isinstance(burn_in, bool) or not isinstance(
+        burn_in, (int, float, np.integer, np.floating)
+    ):
+        raise _input_error(
+            source, "burn_in", f"expected a fraction in [0, 1) or a count, got {burn_in!r}"
+        )
+    if isinstance(burn_in, (int, np.integer)):
+        if burn_in < 0:
+            raise _input_error(source, "burn_in", f"a count must be >= 0, got {burn_in}")
+        return int(burn_in)
+    if not 0.0 <= float(burn_in) < 1.0:
+        raise _input_error(
+            source,
+            "burn_in",
+            f"a fraction must be in [0, 1), got {burn_in!r} (give an integer for a count)",
+        )
+    return float(burn_in)
+
+
+def _apply_burn_in(
+    chain: Chain, burn: float | int | None, segments: list[tuple[str, int]], *, thin: int
+) -> Chain:
+    """Drop the first samples of each segment (chain file, walker; else the whole chain),
+    then keep every ``thin``-th."""
+    if not burn and thin == 1:
+        return chain
+    segments = segments or [(chain.source, chain.n)]
+    keep = np.zeros(chain.n, dtype=bool)
+    start = 0
+    for name, rows in segments:
+        k = 0 if not burn else int(burn * rows) if isinstance(burn, float) else burn
+        if k + thin - 1 >= rows:
+            raise _input_error(
+                name,
+                "burn_in",
+                f"{burn!r} (thin {thin}) discards {rows if k >= rows else k} of the {rows} "
+                "samples of this chain, leaving none",
+            )
+        keep[start + k + thin - 1 : start + rows : thin] = True
+        start += rows
+    logger.info(
+        "%s: burn-in %r, thin %d: kept %d of %d samples",
+        chain.source,
+        burn,
+        thin,
+        int(keep.sum()),
+        chain.n,
+    )
+    return chain.subset(keep)
 
 
 # --------------------------------------------------------------------------- validation
@@ -855,7 +1372,12 @@ def _apply_outside(chain: Chain, policy: str) -> Chain:
     if policy == "clip":
         clipped = np.clip(chain.samples, params.lower, params.upper)
         return Chain(
-            params, clipped, chain.weights, source=chain.source, **chain.logs()
+            params,
+            clipped,
+            chain.weights,
+            source=chain.source,
+            derived=chain.derived,
+            **chain.logs(),
         )
     if not np.any(chain.weights[inside] > 0):
         raise _input_error(

@@ -31,7 +31,9 @@ from ._atomic import check_output_path
 from .errors import InputError
 
 __all__ = [
+    "add_chain_options",
     "add_train_config_options",
+    "chain_options",
     "register",
     "train_config_from_args",
     "train_option",
@@ -92,6 +94,55 @@ def _bounded_int(lo: int, hi: int, *, what: str = "") -> Callable[[str], int]:
         return value
 
     return convert
+
+
+def _burn_in(text: str) -> float | int:
+    """``--burn-in``: an integer is a count of samples, anything else a fraction."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    value = _finite_float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"a fraction must be in [0, 1) (or give an integer count), got {text!r}"
+        )
+    return value
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """``--select a,b,c`` -> ("a", "b", "c")."""
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected NAME[,NAME...], got {text!r}")
+    return names
+
+
+def add_chain_options(parser: argparse.ArgumentParser) -> None:
+    """``--format``, ``--burn-in``, ``--select``: how a chain is read.
+
+    Their defaults are None, which means the defaults of
+    :func:`flowprior.chains.read_chain` (format from the suffix or the root's files, no
+    burn-in, every parameter); the keyword arguments come from :func:`chain_options`.
+    """
+    from .chains import FORMATS
+
+    group = parser.add_argument_group("reading the chain (flowprior.chains.read_chain)")
+    group.add_argument("--format", dest="fmt", choices=FORMATS, default=None,
+                       help="chain format (default: from the suffix, or a GetDist/Cobaya root "
+                       "from its root.paramnames / root.updated.yaml and chain files)")
+    group.add_argument("--burn-in", dest="burn_in", type=_burn_in, default=None, metavar="X",
+                       help="discard the first samples of each chain file: a fraction in "
+                       "[0, 1) or an integer count (default: none)")
+    group.add_argument("--select", dest="select", type=_names, default=None,
+                       metavar="NAME[,NAME...]",
+                       help="model only these parameters (default: all of PARAMS, or of the "
+                       "chain)")
+
+
+def chain_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`~flowprior.chains.read_chain` keyword arguments of the chain options."""
+    return {"fmt": args.fmt, "burn_in": args.burn_in, "select": args.select}
 
 
 def _show(value: Any) -> str:
@@ -181,13 +232,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
         help="train a bounded flow prior on a posterior chain",
-        description="Train a flow on CHAIN (csv/tsv/parquet/npz/GetDist/Cobaya; pocoMC pickle "
-        "with --allow-pickle) inside the prior box of PARAMS and write the model to MODEL "
-        "(a directory, or one file when it ends in .zip).",
+        description="Train a flow on CHAIN (csv/tsv/parquet/npz, a GetDist or Cobaya chain "
+        "file or root; pocoMC pickle with --allow-pickle) inside the prior box of PARAMS and "
+        "write the model to MODEL (a directory, or one file when it ends in .zip).",
     )
     p.add_argument("chain", metavar="CHAIN")
-    p.add_argument("--params", required=True, metavar="PARAMS", help="parameter table")
+    p.add_argument("--params", default=None, metavar="PARAMS",
+                   help="parameter table (default: the names and ranges a GetDist/Cobaya "
+                   "chain carries in root.paramnames + root.ranges or root.updated.yaml)")
     p.add_argument("--out", required=True, metavar="MODEL", help="model directory or .zip")
+    add_chain_options(p)
     add_train_config_options(p)
     p.add_argument("--outside", choices=("error", "clip", "drop"), default="error",
                    help="samples outside the prior box")
@@ -219,6 +273,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="print a digest of what determines the density (flowprior.io."
                    "model_fingerprint)")
     p.set_defaults(func=_info)
+
+    _register_tension(subparsers)
 
 
 # ------------------------------------------------------------------ existing outputs
@@ -368,14 +424,18 @@ def _train(args: argparse.Namespace) -> None:
             ours=_table_reason(_is_history, "a flowprior training history"),
             kind="flowprior training history",
         )
-    params = load_parameters(args.params)
+    params = None if args.params is None else load_parameters(args.params)
+    options = chain_options(args)
+    dim = len(options["select"] or ()) or (None if params is None else params.dim)
     chain = read_chain(
         args.chain,
         params,
         allow_pickle=args.allow_pickle,
         outside=args.outside,
-        min_samples=min_samples(params.dim),
+        min_samples=1 if dim is None else min_samples(dim),
+        **options,
     )
+    # (without PARAMS or --select the dimension is known once read: train_flow checks then)
     result = train_flow(chain, cfg)
     existed = os.path.lexists(out)
     with contextlib.ExitStack() as stack:
@@ -488,3 +548,178 @@ def _summary(m: dict[str, Any]) -> str:
     for p in m["parameters"]:
         lines.append(f"    {p['name']:<16} [{p['lower']:.6g}, {p['upper']:.6g}]  {p['label']}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ flowprior tension
+#: ``flowprior tension --method`` choices.
+TENSION_METHODS = ("flow", "gaussian", "all")
+#: Keys every ``flowprior tension`` report carries (an existing ``--out`` is replaced only when
+#: it is such a report).
+TENSION_KEYS = (
+    "parameters", "n_pairs", "shift_probability", "shift_probability_err", "shift_sigma",
+    "shift_sigma_err", "gaussian_shift_sigma", "suspiciousness_sigma", "log_S",
+    "bayesian_dimensionality", "method", "seconds",
+)
+
+
+def _register_tension(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "tension",
+        help="parameter-shift tension between two independent posterior chains",
+        description="Parameter-shift tension between the posteriors of chains A and B "
+        "(flowprior.diagnostics.flow_parameter_shift): a flow trained on the differences "
+        "theta_A - theta_B (method flow), the Gaussian approximation (method gaussian) or both "
+        "(all); writes a JSON report and prints a one-line summary.",
+    )
+    p.add_argument("chain_a", metavar="A", help="chain file or GetDist/Cobaya root")
+    p.add_argument("chain_b", metavar="B", help="chain file or GetDist/Cobaya root")
+    p.add_argument("--out", required=True, metavar="REPORT.json", help="the JSON report")
+    p.add_argument("--select", type=_names, default=None, metavar="NAME[,NAME...]",
+                   help="compare only these parameters (default: every parameter both share)")
+    p.add_argument("--method", choices=TENSION_METHODS, default="all",
+                   help="flow, gaussian or all (default all: both)")
+    p.add_argument("--seed", type=_bounded_int(0, MAX_SEED), default=0,
+                   help="drives the pairing, the flow and its draws (default 0)")
+    p.add_argument("--threads", type=_bounded_int(1, 256), default=1,
+                   help="torch threads (default 1)")
+    p.add_argument("--params", default=None, metavar="PARAMS",
+                   help="parameter table of both chains (default: the names and ranges a "
+                   "GetDist/Cobaya chain carries)")
+    p.add_argument("--burn-in", dest="burn_in", type=_burn_in, default=None, metavar="X",
+                   help="discard the first samples of each chain file: a fraction in [0, 1) "
+                   "or an integer count (default: none)")
+    p.add_argument("--n-pairs", dest="n_pairs", type=_bounded_int(200, 10_000_000),
+                   default=None, metavar="N",
+                   help="pairs of samples the flow is trained on (default: ShiftSettings)")
+    p.add_argument("--n-flows", dest="n_flows", type=_bounded_int(1, 20), default=None,
+                   metavar="N", help="flows trained with different seeds; their spread enters "
+                   "the error (default: ShiftSettings)")
+    p.add_argument("--max-steps", dest="max_steps", type=_bounded_int(1, 10_000_000),
+                   default=None, metavar="N",
+                   help="training steps of each flow at most (default: ShiftSettings.flow)")
+    p.add_argument("--joint", default=None, metavar="AB",
+                   help="chain of the joint posterior of A and B: with log-likelihood columns "
+                   "in all three, gives log_S, suspiciousness_sigma and bayesian_dimensionality")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="allow loading pocoMC pickles (only for files you trust)")
+    p.set_defaults(func=_tension)
+
+
+def _tension_reason(path: Path) -> str | None:
+    """None when the existing ``path`` is a ``flowprior tension`` report."""
+    try:
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read(_HEADER_PEEK))
+    except (OSError, ValueError, RecursionError):
+        return "not a JSON file"
+    if not isinstance(data, dict) or not set(TENSION_KEYS) <= set(data):
+        return "not a flowprior tension report"
+    return None
+
+
+def _tension(args: argparse.Namespace) -> None:
+    import time
+
+    from ._atomic import atomic_write_json
+    from .chains import read_chain
+    from .diagnostics.shift import (
+        flow_parameter_shift,
+        select_parameters,
+        suspiciousness_from_chains,
+    )
+    from .diagnostics.tension import parameter_shift
+    from .io import package_versions
+    from .params import load_parameters
+
+    start = time.perf_counter()
+    if Path(args.out).suffix.lower() != ".json":
+        raise InputError(f"{args.out}: --out: the report is JSON; name it *.json")
+    inputs = {"A": args.chain_a, "B": args.chain_b}
+    for option, value in (("--params", args.params), ("--joint", args.joint)):
+        if value:
+            inputs[option] = value
+    check_output_path(args.out, option="--out", avoid=inputs, ours=_tension_reason,
+                      kind="flowprior tension report")
+    settings = _shift_settings(args)
+    params = load_parameters(args.params) if args.params else None
+    a, b = (
+        read_chain(path, params, allow_pickle=args.allow_pickle, burn_in=args.burn_in)
+        for path in (args.chain_a, args.chain_b)
+    )
+    names = select_parameters(a, b, args.select)
+    stats: dict[str, Any] = {
+        "suspiciousness_sigma": None, "log_S": None, "bayesian_dimensionality": None,
+    }
+    notes = []
+    if args.joint:
+        ab = read_chain(args.joint, params, allow_pickle=args.allow_pickle, burn_in=args.burn_in)
+        stats = suspiciousness_from_chains(a, b, ab)
+    else:
+        notes.append(
+            "suspiciousness_sigma, log_S and bayesian_dimensionality need the joint posterior "
+            "(--joint AB; log S = <log L_AB>_AB - <log L_A>_A - <log L_B>_B); two chains alone "
+            "do not give them"
+        )
+    report: dict[str, Any] = {
+        "chains": [a.source, b.source],
+        "parameters": names,
+        "n_pairs": None,
+        "shift_probability": None,
+        "shift_probability_err": None,
+        "shift_sigma": None,
+        "shift_sigma_err": None,
+        "shift_sigma_is_lower_bound": None,
+    }
+    if args.method in ("flow", "all"):
+        res = flow_parameter_shift(a, b, parameters=names, seed=args.seed,
+                                   threads=args.threads, settings=settings)
+        report.update({k: v for k, v in res.items() if k not in ("seconds", "warnings")})
+        notes += res["warnings"]
+    if args.method == "gaussian":
+        cols = {c: [c.params.names.index(p) for p in names] for c in (a, b)}
+        g = parameter_shift(a.samples[:, cols[a]], b.samples[:, cols[b]],
+                            wa=a.weights, wb=b.weights)
+        report["gaussian_shift_sigma"] = g["sigma"]
+        report["gaussian_shift_chi2"] = g["chi2"]
+    report.update(stats)
+    report.update({
+        "notes": notes,
+        "method": args.method,
+        "seed": args.seed,
+        "threads": args.threads,
+        "seconds": time.perf_counter() - start,
+        "versions": package_versions(),
+    })
+    atomic_write_json(args.out, report)
+    print(_tension_summary(report))
+    log.info("wrote %s", args.out)
+
+
+def _shift_settings(args: argparse.Namespace) -> Any:
+    """:class:`~flowprior.diagnostics.shift.ShiftSettings` with the options given replaced."""
+    from .diagnostics.shift import ShiftSettings
+
+    base = ShiftSettings()
+    changes = {k: getattr(args, k) for k in ("n_pairs", "n_flows") if getattr(args, k) is not None}
+    if args.max_steps is not None:
+        changes["flow"] = dataclasses.replace(base.flow, max_steps=args.max_steps)
+    return dataclasses.replace(base, **changes)
+
+
+def _tension_summary(r: dict[str, Any]) -> str:
+    """The one-line stdout summary of ``flowprior tension``."""
+    parts = [f"parameter shift over {len(r['parameters'])} parameters:"]
+    if r["shift_sigma"] is not None:
+        if r["shift_sigma_is_lower_bound"]:
+            parts.append(f"flow > {r['shift_sigma']:.2f} sigma (lower bound),")
+        else:
+            parts.append(
+                f"flow {r['shift_sigma']:.2f} +- {r['shift_sigma_err']:.2f} sigma "
+                f"(P = {r['shift_probability']:.6g}),"
+            )
+    parts.append(f"Gaussian {r['gaussian_shift_sigma']:.2f} sigma;")
+    if r["suspiciousness_sigma"] is not None:
+        parts.append(f"suspiciousness {r['suspiciousness_sigma']:.2f} sigma "
+                     f"(log S {r['log_S']:.2f}, d {r['bayesian_dimensionality']:.2f});")
+    parts.append(f"{r['seconds']:.1f} s")
+    return " ".join(parts)

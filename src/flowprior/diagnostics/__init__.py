@@ -8,6 +8,8 @@ module          subject
 ``agreement``   parameter-by-parameter agreement of two posteriors: :func:`agreement`
 ``tension``     tension before combining: :func:`evidence_ratio`,
                 :func:`suspiciousness`, :func:`parameter_shift`
+``shift``       non-Gaussian parameter shift with a trained flow:
+                :func:`flow_parameter_shift`, :class:`ShiftSettings`
 ``modes``       multimodality: :func:`count_modes`, :func:`mode_masses`
 ``verdict``     the rules registry (:func:`register_rule`, :func:`default_thresholds`)
                 and :func:`verdict`
@@ -48,6 +50,7 @@ from .sequence import (
     unregister_quantity,
 )
 from .settings import DIAGNOSTIC_SETTINGS, split_settings
+from .shift import ShiftSettings, flow_parameter_shift
 from .tables import analysis_tables, cost_table, study_markdown, tables_markdown
 from .tension import evidence_ratio, parameter_shift, suspiciousness
 from .twosample import c2st, moment_scores, sliced_wasserstein
@@ -68,6 +71,7 @@ __all__ = [
     "Quantity",
     "Rule",
     "SequenceRuns",
+    "ShiftSettings",
     "Verdict",
     "agreement",
     "analysis_tables",
@@ -81,6 +85,7 @@ __all__ = [
     "evidence_consistency",
     "evidence_ratio",
     "flow_fidelity",
+    "flow_parameter_shift",
     "get_rule",
     "mode_masses",
     "moment_scores",
