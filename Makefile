@@ -7,8 +7,9 @@ VENV ?= .venv
 CORES ?= all
 CONFIG ?= config/config.yaml
 PROFILE ?= workflow/profiles/default
-# pytest-xdist workers of `make test`: the end-to-end study runs on one of them (its tests are one
-# xdist group, see tests/conftest.py) while the other takes the unit tests.
+# pytest-xdist workers of `make test`, test files distributed whole (--dist loadfile): the
+# end-to-end study (tests/test_workflow.py) runs once, on one worker, while the other takes the
+# unit tests.
 TEST_WORKERS ?= 2
 
 BIN := $(VENV)/bin
@@ -27,11 +28,11 @@ run: $(STAMP)
 
 ## test: every test, slow ones included (what CI runs)
 test: $(STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## test-fast: the tests not marked slow
 test-fast: $(STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 ## test-slurm: the cluster profile on a real one-node Slurm (root on Debian: installs Slurm,
 ## munge and MariaDB packages, runs config/test.yaml through workflow/profiles/slurm and locally)

@@ -21,18 +21,14 @@ def make_space(bounds, names=None) -> ParameterSpace:
     )
 
 
-#: The xdist group of the tests that use the end-to-end run: one worker runs them all, so the
-#: workflow runs once per test session (`--dist loadgroup`, set in pyproject.toml).
-E2E_GROUP = "e2e"
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Every test of the end-to-end run is slow and in the e2e xdist group."""
+    """Every test of the end-to-end run is slow. They all live in tests/test_workflow.py, so
+    ``make test`` (pytest-xdist, ``--dist loadfile``) runs them on one worker and the workflow
+    runs once per test session."""
     for item in items:
         if "e2e_study" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
-            item.add_marker(pytest.mark.xdist_group(E2E_GROUP))
 
 
 @pytest.fixture(scope="session")

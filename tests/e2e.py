@@ -1,8 +1,8 @@
 """The end-to-end study of the test suite, run by Snakemake once per test session.
 
 One study covers every end-to-end check (tests/conftest.py runs it in the session fixture
-``e2e_study``; the tests that use it run on one xdist worker, see ``pytest_collection_modifyitems``
-there): ``config/test.yaml`` as written, plus
+``e2e_study``; the tests that use it all live in tests/test_workflow.py, which ``make test``'s
+``--dist loadfile`` gives to one xdist worker): ``config/test.yaml`` as written, plus
 
 - ``posteriors.ext``: an external chain entry (a CSV chain with weights and a parameter table
   in the run directory, with a per-entry ``flow.threads``), and
@@ -14,7 +14,8 @@ there): ``config/test.yaml`` as written, plus
 
 To check something new end to end, add it to config/test.yaml (also run by the real-Slurm test)
 or, if it needs files written at run time, to :func:`write_study`, and assert on the
-:class:`Study` in a test that takes the ``e2e_study`` fixture.
+:class:`Study` in a test of tests/test_workflow.py that takes the ``e2e_study`` fixture (a
+test in another file would make a second worker run the whole study again).
 """
 
 from __future__ import annotations
