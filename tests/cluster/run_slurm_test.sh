@@ -454,6 +454,8 @@ import pandas as pd
 # recorded wall times and memory: differ run to run (cost.csv holds them, summary.md and
 # tables.md render them)
 TIMES = {"seconds", "train_seconds", "wall_seconds", "sampler_seconds", "max_rss_mb", "train s"}
+# figures that draw those wall times (the tables they plot are compared without them)
+TIME_FIGURES = {"samplers.png"}
 slurm, local = (Path(p) for p in sys.argv[1:3])
 
 
@@ -494,6 +496,8 @@ def same(name, a, b):
         return not bad, f"entries {', '.join(sorted(verdicts))} equal" if not bad else f"{bad} differ"
     if suffix == ".md":  # a rendering of the tables compared above, wall times included
         return bool(a) and bool(b), "Markdown rendering of compared tables (both non-empty)"
+    if Path(name).name in TIME_FIGURES:  # plots the wall times of samplers.csv (compared)
+        return bool(a) and bool(b), "figure of compared tables with wall times (both non-empty)"
     return a == b, f"bytes equal ({len(a)} bytes)" if a == b else "bytes differ"
 
 
