@@ -43,7 +43,6 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,18 +146,6 @@ def _is_int(v: Any) -> bool:
 
 def _real(v: Any) -> bool:
     return isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-@contextmanager
-def _torch_threads(n: int):
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 # ------------------------------------------------------------------ conversions
@@ -425,6 +412,8 @@ def _ensemble(train, test, u0, half, cfg: ShiftSettings, *, seed: int, threads: 
     ``err^2 = (mean mc_i^2 + var_i) / M``.
     """
     import torch
+
+    from ..train import _torch_threads
 
     m = cfg.n_flows
     n_each = max(100, cfg.n_flow_samples // m)

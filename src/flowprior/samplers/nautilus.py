@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from .._atomic import plain_json
 from ..chains import Chain
 from ..errors import _input_error
 from ..stats import kish_ess
+from ..train import _torch_threads
 from .base import (
     CountingLikelihood,
     SamplerRun,
@@ -276,28 +276,23 @@ def run_nautilus(
         seed,
         threads,
     )
-    old_threads = torch.get_num_threads()
     t0 = time.perf_counter()
-    try:
-        torch.set_num_threads(threads)
-        with _threads_limited(threads):
-            sampler = nautilus.Sampler(cube_to_theta, counted, **kwargs)
-            converged = bool(
-                sampler.run(
-                    f_live=settings.f_live,
-                    n_eff=settings.n_eff,
-                    n_like_max=np.inf if settings.n_like_max is None else settings.n_like_max,
-                    discard_exploration=settings.discard_exploration,
-                    verbose=progress,
-                )
+    with _torch_threads(threads), _threads_limited(threads):
+        sampler = nautilus.Sampler(cube_to_theta, counted, **kwargs)
+        converged = bool(
+            sampler.run(
+                f_live=settings.f_live,
+                n_eff=settings.n_eff,
+                n_like_max=np.inf if settings.n_like_max is None else settings.n_like_max,
+                discard_exploration=settings.discard_exploration,
+                verbose=progress,
             )
-            x, log_w, log_l = sampler.posterior()
-            x = np.asarray(x, dtype=np.float64)
-            log_prior = np.asarray(prior.logpdf(x), dtype=np.float64).reshape(-1)
-            log_z = sampler.log_z
-            log_z_err = nautilus_log_z_err(sampler)
-    finally:
-        torch.set_num_threads(old_threads)
+        )
+        x, log_w, log_l = sampler.posterior()
+        x = np.asarray(x, dtype=np.float64)
+        log_prior = np.asarray(prior.logpdf(x), dtype=np.float64).reshape(-1)
+        log_z = sampler.log_z
+        log_z_err = nautilus_log_z_err(sampler)
     wall = time.perf_counter() - t0
     if not converged:
         log.warning(
