@@ -21,7 +21,6 @@ registered sampler appears without any change here.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -135,16 +134,9 @@ def _sigma(value: float | None, exact: float | None, err: float | None) -> float
 
 
 def _read_run(path: str | Path) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            info = json.load(fh)
-    except FileNotFoundError:
-        raise _input_error(path, None, "file not found") from None
-    except json.JSONDecodeError as exc:
-        raise _input_error(path, f"line {exc.lineno}", f"invalid JSON ({exc.msg})") from None
-    if not isinstance(info, dict):
-        raise _input_error(path, None, f"expected a JSON object, got {type(info).__name__}")
-    return info
+    from ..samplers.base import read_run_info  # lazy: the registry imports the samplers
+
+    return read_run_info(path)
 
 
 def _total(

@@ -55,6 +55,7 @@ __all__ = [
     "is_int",
     "is_number",
     "package_versions",
+    "read_run_info",
     "rvs_takes_seed",
 ]
 
@@ -238,24 +239,34 @@ class SamplerRun:
             or any chain problem (see :func:`flowprior.chains.read_chain`).
         """
         chain = read_chain(samples, params)
-        try:
-            with open(run_json, encoding="utf-8") as fh:
-                info = json.load(fh)
-        except FileNotFoundError:
-            raise _input_error(run_json, None, "file not found") from None
-        except json.JSONDecodeError as exc:
-            raise _input_error(
-                run_json, f"line {exc.lineno}", f"invalid JSON ({exc.msg})"
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise _input_error(run_json, None, f"cannot read file ({reason})") from exc
-        if not isinstance(info, dict):
-            raise _input_error(run_json, None, f"expected a JSON object, got {type(info).__name__}")
+        info = read_run_info(run_json)
         return cls(chain=chain, info=info)
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def read_run_info(path: str | os.PathLike) -> dict[str, Any]:
+    """The run record ``run.json`` written by :meth:`SamplerRun.write`, as a dict.
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable file, invalid JSON, or a document that is not an object.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            info = json.load(fh)
+    except FileNotFoundError:
+        raise _input_error(path, None, "file not found") from None
+    except json.JSONDecodeError as exc:
+        raise _input_error(path, f"line {exc.lineno}", f"invalid JSON ({exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise _input_error(path, None, f"cannot read file ({reason})") from exc
+    if not isinstance(info, dict):
+        raise _input_error(path, None, f"expected a JSON object, got {type(info).__name__}")
+    return info
 
 
 def check_seed(seed: Any) -> int:
