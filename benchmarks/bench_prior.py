@@ -12,7 +12,8 @@ a 4096-point call. torch and the BLAS both run on one thread.
 Usage::
 
     python benchmarks/bench_prior.py                  # table, then a README: line per goal
-    python benchmarks/bench_prior.py --markdown       # the table as markdown (for the README)
+    python benchmarks/bench_prior.py --markdown       # the table as markdown
+    python benchmarks/bench_prior.py --record         # also record it for the README (quickref.py)
     python benchmarks/bench_prior.py --kinds nsf --dims 7 --calls 2000
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -89,6 +91,11 @@ def main() -> None:
     ap.add_argument("--dims", nargs="+", type=int, default=[2, 7])
     ap.add_argument("--calls", type=int, default=1000, help="16-point calls per median")
     ap.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    ap.add_argument(
+        "--record",
+        action="store_true",
+        help="write the fast path's figures to benchmarks/figures.json (the README's quick reference)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     load = os.getloadavg()[0]
@@ -134,6 +141,27 @@ def main() -> None:
                 f"(goal >= {THROUGHPUT_GOAL[r['kind']] / 1e3:.0f}k: {'met' if tp_ok else 'missed'})"
             )
         print(line)
+    if args.record:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import quickref
+
+        quickref.record(
+            "prior_logpdf",
+            {
+                "rows": [
+                    {
+                        "kind": r["kind"],
+                        "dim": r["dim"],
+                        "latency_ms": round(r["fast_ms"], 4),
+                        "points_per_s": round(r["fast_pts"]),
+                        "torch_latency_ms": round(r["torch_ms"], 4),
+                        "torch_points_per_s": round(r["torch_pts"]),
+                    }
+                    for r in rows
+                ],
+                "command": "python benchmarks/bench_prior.py --record",
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # How long `make test` takes from a fresh clone: the venv set-up and pytest, timed separately,
-# and the 15 slowest tests. This is how the README's figure is regenerated.
+# and the 15 slowest tests. This is how the README's figure is regenerated: with BENCH_RECORD=1
+# a passing run is recorded in benchmarks/figures.json of this checkout (then run
+# `python benchmarks/quickref.py write`).
 #
 #   benchmarks/bench_tests.sh            # clones this repository's HEAD (commit first!)
 #   benchmarks/bench_tests.sh URL|PATH   # clones another repository or checkout
@@ -60,4 +62,10 @@ echo "======================================================================="
 if [[ $status -ne 0 ]]; then
     grep -E '^(FAILED|ERROR) ' "$WORK/pytest.log" || tail -n 40 "$WORK/pytest.log"
     exit "$status"
+fi
+if [[ ${BENCH_RECORD:-0} == 1 ]]; then
+    PASSED="$(grep -oE '[0-9]+ passed' "$WORK/pytest.log" | tail -n 1 | cut -d' ' -f1)"
+    "$WORK/clone/.venv/bin/python" "$HERE/benchmarks/quickref.py" record make_test \
+        venv_s="$T_VENV" pytest_s="$T_PYTEST" passed="${PASSED:-null}" tested_commit="\"$COMMIT\""
+    echo "recorded in $HERE/benchmarks/figures.json"
 fi

@@ -11,6 +11,11 @@ largest peak memory, so the figures in docs/results.md come from a run and not f
 Usage::
 
     python benchmarks/study_cost.py results [--top 5] [--rss-limit-mb 2048] [--markdown]
+    python benchmarks/study_cost.py results --record --venv-s 110 --run-s 1150   # bench_study.sh
+
+``--record`` writes the run's wall time (measured by the caller, ``benchmarks/bench_study.sh``),
+the job count, the top jobs and the peak RSS to ``benchmarks/figures.json`` (the README's quick
+reference, ``benchmarks/quickref.py``).
 
 Exit status 1 when a job's peak RSS exceeds ``--rss-limit-mb`` (the default study's 2 GB budget).
 """
@@ -49,13 +54,40 @@ def read_benchmarks(results: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _record(jobs: pd.DataFrame, peak, *, top: int, venv_s: float, run_s: float) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import quickref
+
+    quickref.record(
+        "make_run",
+        {
+            "venv_s": round(venv_s),
+            "run_s": round(run_s),
+            "jobs": int(len(jobs)),
+            "job_seconds": round(float(jobs["seconds"].sum())),
+            "peak_rss_mb": None if peak is None else round(float(peak["max_rss_mb"])),
+            "peak_job": None if peak is None else f"{peak['group']}/{peak['job']}",
+            "top": [
+                {"job": f"{r.group}/{r.job}", "seconds": round(r.seconds, 1)}
+                for r in jobs.nlargest(top, "seconds").itertuples()
+            ],
+            "command": "benchmarks/bench_study.sh (BENCH_RECORD=1)",
+        },
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="the workflow's results directory")
     parser.add_argument("--top", type=int, default=5, help="most expensive jobs to list")
     parser.add_argument("--rss-limit-mb", type=float, default=2048.0)
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    parser.add_argument("--record", action="store_true", help="record in benchmarks/figures.json")
+    parser.add_argument("--venv-s", type=float, help="venv set-up seconds (with --record)")
+    parser.add_argument("--run-s", type=float, help="wall seconds of the run (with --record)")
     args = parser.parse_args(argv)
+    if args.record and (args.venv_s is None or args.run_s is None):
+        parser.error("--record needs --venv-s and --run-s")
 
     jobs = read_benchmarks(args.results)
     fmt = (lambda f: f.to_markdown(index=False, floatfmt=".1f")) if args.markdown else (
@@ -74,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\nPer group (rule or analysis):")
     print(fmt(per_rule))
     peak = jobs.loc[jobs["max_rss_mb"].idxmax()] if jobs["max_rss_mb"].notna().any() else None
+    if args.record:
+        _record(jobs, peak, top=args.top, venv_s=args.venv_s, run_s=args.run_s)
     if peak is None:
         print("\npeak RSS: unknown (no max_rss in the benchmark files)")
         return 0
