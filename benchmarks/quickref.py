@@ -167,10 +167,13 @@ def _row_train(data: dict) -> list[tuple[str, str, str]]:
     for r in e["rows"]:
         gap = r.get("gap_nats")
         gap_s = "?" if gap is None else f"{gap:+.3f} nats"
+        cpu = r.get("cpu_s")
+        cpu_s = "" if cpu is None else f" ({cpu:.0f} s CPU)"
         out.append(
             (
                 f"training on {r['chain']} ({r['dim']}-D, {r['n']:,} samples), defaults",
-                f"{r['seconds']:.0f} s, test NLL {gap_s} from the reference; goal 60 s, 0.01 nats",
+                f"{r['seconds']:.0f} s wall{cpu_s}, test NLL {gap_s} from the reference; "
+                "goal 60 s, 0.01 nats",
                 _when(e),
             )
         )

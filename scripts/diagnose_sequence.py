@@ -33,6 +33,7 @@ def main(snakemake):
         fidelity=fidelity,
         settings=snakemake.params.settings,
         seed=snakemake.params.seed,
+        settings_source=f"config: analyses: {snakemake.wildcards.analysis}: diagnostics",
     )
     atomic_write_json(snakemake.output.diagnostics, result)
 

@@ -1,5 +1,9 @@
 """Rules train_flow and train_stage_flow: chain + parameter table -> model.zip, history.csv,
-validation.json (the same files for a posterior's flow and an analysis stage's flow)."""
+validation.json (the same files for a posterior's flow and an analysis stage's flow).
+
+validation.json holds the training metrics (the validation split: early stopping and the
+learning-rate schedule) and the test-split scores of TrainResult.test (``test_nll`` with its
+standard error and the Gaussian baseline; null without a test split)."""
 
 import json
 import logging
@@ -38,7 +42,13 @@ def main(snakemake):
     # byte-identical for the same chain, settings and seed; the wall time is in validation.json
     result.save(snakemake.output.model, timing=False)
     atomic_write_text(snakemake.output.history, result.history.to_csv(index=False))
-    validation = {**result.metrics, "model": snakemake.output.model, "config": config.to_dict()}
+    # test_nll, gaussian_test_nll, ...: the test split (held out from everything in training)
+    validation = {
+        **result.metrics,
+        **result.test,
+        "model": snakemake.output.model,
+        "config": config.to_dict(),
+    }
     atomic_write_text(snakemake.output.validation, json.dumps(validation, indent=2) + "\n")
 
 

@@ -8,6 +8,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see env notes: the thread
 
 import numpy as np
 import pytest
+import torch
+
+# One torch intra-op thread in the test processes: `make test` runs two pytest-xdist workers on
+# two cores, and the flows of the unit tests are small (a second thread costs more in
+# hand-offs than it saves: test_flows, test_prior_transform and test_fastflow take ~15 %
+# less time with one). The library sets its own threads where it trains or samples
+# (TrainConfig.threads, the samplers' ``threads``), and the tests of that restore (test_train,
+# test_samplers, test_nested) set a different count around the call so that a leak shows.
+# Subprocesses (the end-to-end study, CLI tests) are not affected.
+torch.set_num_threads(1)
 
 from flowprior.chains import Chain
 from flowprior.params import ParameterSpace

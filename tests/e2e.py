@@ -207,6 +207,8 @@ def write_study(base: Path) -> Study:
         "flow": {"hidden": [64, 64], "eval_every": 100, "max_steps": 1500, "patience": 500},
         "pocomc": {"n_effective": 512, "n_active": 256, "n_total": 2048},
         "emcee": {"walkers": 16, "steps": 2000},
+        # the flow parameter shift is checked on gaussian_linear (config/test.yaml)
+        "diagnostics": {"tension": {"method": "gaussian"}},
     }
     # analyses.nested: every stage with the nested sampler; the prior box written by the problem
     from flowprior.problems.analytic import get_analysis
@@ -224,6 +226,7 @@ def write_study(base: Path) -> Study:
         "joint": True,
         "flow": {"max_steps": 300},
         "nautilus": {"n_live": 200, "n_eff": 1000, "n_networks": 1},
+        "diagnostics": {"tension": {"method": "gaussian"}},
     }
     path = base / "study.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

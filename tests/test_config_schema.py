@@ -98,7 +98,7 @@ def test_defaults_fill_a_minimal_config():
     assert config["training_study"]["grid"]["kind"] == ["nsf", "maf", "realnvp"]
     assert config["seed"] == 1
     assert config["flow"]["transforms"] == 3
-    assert config["flow"]["lr"] == 0.001
+    assert config["flow"]["lr"] == 0.004
     assert config["figures"]["levels"] == "sigma"
     assert config["posteriors"]["p"] == {"problem": "banana", "n_samples": 100000}
 

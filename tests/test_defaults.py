@@ -178,7 +178,7 @@ def test_a_drifted_copy_is_reported_by_key():
 
 def test_readme_table_parser_reads_every_row():
     table = _readme_table("`flow`")
-    assert table["hidden"] == [64, 64] and table["lr"] == 0.001 and table["kind"] == "nsf"
+    assert table["hidden"] == [64, 64] and table["lr"] == 0.004 and table["kind"] == "nsf"
     assert _readme_table("`pocomc`")["n_prior"] is None
 
 

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from flowprior.diagnostics import DIAGNOSTIC_SETTINGS, default_thresholds, rules, split_settings
+from flowprior.diagnostics.settings import NESTED_KEYS, TENSION_METHODS, TENSION_SETTINGS
 from flowprior.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def test_schema_defaults_are_the_library_defaults():
 def test_schema_override_lists_every_key_and_accepts_plugin_thresholds():
     schema = _schema()
     override = schema["$defs"]["diagnostics_override"]["properties"]
-    assert set(override) == set(_library())
+    assert set(override) == set(_library()) | set(NESTED_KEYS)
     validator = jsonschema.Draft202012Validator(schema)
     config = yaml.safe_load(CONFIG.read_text())
     config["diagnostics"]["my_rule"] = 0.3  # a plug-in rule's threshold passes the schema ...
@@ -92,3 +93,16 @@ def test_unknown_settings_key_is_named():
         split_settings({"n_boot": "many"})
     sizes, thresholds = split_settings({"c2st": 0.6, "n_boot": 10})
     assert sizes == {**DIAGNOSTIC_SETTINGS, "n_boot": 10} and thresholds == {"c2st": 0.6}
+
+
+def test_schema_tension_defaults_are_the_library_defaults():
+    """``diagnostics.tension`` (per analysis): keys, defaults and methods from the library."""
+    tension = _schema()["$defs"]["diagnostics_override"]["properties"]["tension"]["properties"]
+    assert {k: v.get("default") for k, v in tension.items()} == TENSION_SETTINGS
+    assert tuple(tension["method"]["enum"]) == TENSION_METHODS
+
+
+def test_config_readme_documents_the_tension_keys_with_their_defaults():
+    section = CONFIG_README.read_text().split("## `diagnostics`", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `tension\.(\w+)` \| `([^`]*)` \|", section, flags=re.MULTILINE))
+    assert {k: yaml.safe_load(v) for k, v in rows.items()} == TENSION_SETTINGS

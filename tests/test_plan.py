@@ -82,12 +82,12 @@ def test_plans_of_the_default_config_match_its_job_counts():
     config = load("config.yaml")
     plans = {a: AnalysisPlan.from_config(a, config) for a in config["analyses"]}
     # the job counts of `snakemake -n` on config/config.yaml (tests/test_workflow.py)
-    assert sum(len(p.stage1_jobs()) for p in plans.values()) == 10
-    assert sum(len(p.stage1) for p in plans.values()) == 8  # the ones the summary records
-    assert sum(len(p.flows) for p in plans.values()) == 8
-    assert sum(len(p.sequential) * len(p.samplers) for p in plans.values()) == 14
-    assert sum(len(p.joint) for p in plans.values()) == 5
-    assert sum(len(p.sequence_ids()) for p in plans.values()) == 8
+    assert sum(len(p.stage1_jobs()) for p in plans.values()) == 12
+    assert sum(len(p.stage1) for p in plans.values()) == 9  # the ones the summary records
+    assert sum(len(p.flows) for p in plans.values()) == 9
+    assert sum(len(p.sequential) * len(p.samplers) for p in plans.values()) == 15
+    assert sum(len(p.joint) for p in plans.values()) == 6
+    assert sum(len(p.sequence_ids()) for p in plans.values()) == 9
     g = plans["gaussian_linear"]
     assert g.stage1 == ("A", "B") and g.flows == ("A", "B")
     assert g.sequential == ("A__B", "B__A") and g.joint == ("A__B",)

@@ -171,20 +171,26 @@ def test_pocomc_rejects_bad_likelihood_output():
 
 
 def test_pocomc_restores_state_after_error():
-    before = _global_state()
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # != the threads pocoMC is given, so a leak would show
+    try:
+        before = _global_state()
 
-    def boom(x):
-        raise RuntimeError("boom")
+        def boom(x):
+            raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError, match="boom"):
-        run_pocomc(
-            prior=BoxPrior(SPACE),
-            loglike=boom,
-            settings=PocoMCSettings(**TINY_POCO),
-            seed=1,
-            threads=1,
-        )
-    after = _global_state()
+        with pytest.raises(RuntimeError, match="boom"):
+            run_pocomc(
+                prior=BoxPrior(SPACE),
+                loglike=boom,
+                settings=PocoMCSettings(**TINY_POCO),
+                seed=1,
+                threads=1,
+            )
+        after = _global_state()
+    finally:
+        torch.set_num_threads(old_threads)
+    assert before[0] == 2
     assert after[0] == before[0]
     assert torch.equal(after[1], before[1])
     assert all(np.array_equal(a, b) for a, b in zip(after[2], before[2]))

@@ -37,17 +37,17 @@ def test_dry_run_of_default_config(tmp_path):
         ("plot_flow", 2),
         ("summarise_flows", 1),
         ("extract_nuclides", 1),
-        ("stage1", 10),  # the last dataset of each sequence too: the tension diagnostics
-        ("train_stage_flow", 8),
-        ("sequential", 14),
-        ("joint", 5),
-        ("flow_fidelity", 8),
-        ("diagnose_sequence", 8),
-        ("summarise_analysis", 5),
-        ("plot_stage_flow", 8),
-        ("plot_training", 8),
-        ("plot_sequential", 14),
-        ("plot_agreement", 5),
+        ("stage1", 12),  # the last dataset of each sequence too: the tension diagnostics
+        ("train_stage_flow", 9),
+        ("sequential", 15),
+        ("joint", 6),
+        ("flow_fidelity", 9),
+        ("diagnose_sequence", 9),
+        ("summarise_analysis", 6),
+        ("plot_stage_flow", 9),
+        ("plot_training", 9),
+        ("plot_sequential", 15),
+        ("plot_agreement", 6),
         ("study_summary", 1),
         ("score_configuration", 18),  # training study: 2 targets x 3 losses x 3 flows x 1 seed
         ("summarise_training_study", 1),
@@ -127,6 +127,7 @@ def test_e2e_flows_table(e2e_study):
         "train_seconds",
         "ess",
         "held_out_nll",
+        "gaussian_held_out_nll",
         "exact_kl",
         "max_moment_score",
         "c2st",
@@ -286,6 +287,7 @@ def _check_diagnostics(results: Path) -> None:
         assert set(diag["agreement"]) == {"pocomc", "emcee"}
         assert "emcee_vs_pocomc" in diag and set(diag["vs_exact"]) == {"pocomc", "emcee", "joint"}
         assert diag["tension"]["parameter_shift_sigma"] < 3
+        _check_flow_shift(diag)
         assert "flow_corrected" in seq["sequential_evidence"]
     assert set(summary["fidelity"]) == {"A", "B"}
     assert all(f["exact_kl"] > 0 for f in summary["fidelity"].values())
@@ -295,6 +297,9 @@ def _check_diagnostics(results: Path) -> None:
         frame = pd.read_csv(base / "tables" / f"{name}.csv")
         assert len(frame) == n, (name, frame)
     assert (base / "tables" / "tables.md").read_text().startswith("# Analysis gaussian_linear")
+    tension = pd.read_csv(base / "tables" / "tension.csv")
+    assert {"shift_sigma", "shift_sigma_err", "shift_probability", "shift_probability_err",
+            "shift_disagreement", "shift_used"} <= set(tension.columns)
     figures = [f"flow_{s}" for s in "AB"] + [f"training_{s}" for s in "AB"] + [
         f"sequential_{s}_{m}" for s in ("A__B", "B__A") for m in ("pocomc", "emcee")
     ] + ["agreement"]
@@ -306,12 +311,30 @@ def _check_diagnostics(results: Path) -> None:
     assert page.index("| gaussian_linear | A→B |") < page.index("## gaussian_linear")
 
 
+def _check_flow_shift(diag: dict) -> None:
+    """The flow parameter shift (the analysis' default method) or why it could not be made."""
+    t, notes = diag["tension"], " ".join(diag["verdict"].get("notes", []))
+    assert t["shift_used"] in ("flow", "gaussian"), t
+    if t["shift_used"] == "flow":
+        assert t["shift_sigma"] is not None and t["shift_skipped"] is None, t
+        assert "flow parameter shift" in notes, notes
+        # consistent Gaussian data: the flow and Gaussian shifts agree to within 1 sigma
+        assert abs(t["shift_sigma"] - t["parameter_shift_sigma"]) < 1, t
+        assert t["shift_disagreement"] is False, t
+    else:
+        keys = ("shift_probability", "shift_probability_err", "shift_sigma", "shift_sigma_err")
+        assert all(t[k] is None for k in keys), t  # unknown, never 0
+        assert t["shift_skipped"] and "cannot be made" in notes, (t, notes)
+
+
 def _expected_verdict(diag: dict) -> tuple[str, int]:
     """Status and number of reasons by the default thresholds of docs/workflow.md's table."""
     agree, flows = diag["agreement"].values(), diag["flows"].values()
     tension = diag["tension"]
+    # the verdict's shift is the flow one where it was made, else the Gaussian one
+    shift = tension["shift_sigma" if tension["shift_used"] == "flow" else "parameter_shift_sigma"]
     fails = [
-        any((tension.get(k) or 0) >= 3 for k in ("parameter_shift_sigma", "suspiciousness_sigma")),
+        (shift or 0) >= 3 or (tension.get("suspiciousness_sigma") or 0) >= 3,
         any(abs(f["mode_mass_difference"]) > 0.1 for f in flows),
         any(a["c2st"] > 0.55 for a in agree) or any(f["c2st"] > 0.55 for f in flows),
         any(abs(v) > 0.2 for a in agree for v in a["mean_shift_in_ref_sd"].values()),

@@ -13,8 +13,11 @@ Three losses (per batch of target samples ``x`` with normalised chain weights ``
     in ``log p`` cancels exactly (the reference implementation clipped the exponent at +-30,
     which stops training once ``log p`` carries an offset of ~40 nats).
 
-Early stopping always uses the weighted validation NLL, and the best-validation weights are
-restored at the end.
+The chain is split by sample into test, validation and training parts (:func:`data_split`).
+Early stopping (and the ``plateau`` schedule) always uses the weighted validation NLL of the
+weights' moving average, and the best-validation weights are restored at the end. The test
+split is scored once, after training (:func:`score_test_split`, with a Gaussian baseline), and
+steers nothing.
 """
 
 from __future__ import annotations
@@ -46,12 +49,18 @@ __all__ = [
     "DEVICES",
     "DTYPES",
     "LOSSES",
+    "LR_SCHEDULES",
     "WHITENINGS",
     "TrainConfig",
     "TrainResult",
     "TrainingDivergedError",
+    "data_split",
+    "fit_logit_gaussian",
+    "gaussian_logpdf",
     "loss_value",
+    "score_test_split",
     "train_flow",
+    "weighted_mean_se",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,6 +75,9 @@ MAX_SEED = 2**63 - 1
 DEVICES = ("cpu", "cuda")
 DTYPES = tuple(_DTYPES)
 WHITENINGS = ("diagonal", "full")
+LR_SCHEDULES = ("plateau", "cosine")
+#: Final learning rate of the cosine schedule, relative to ``lr``.
+_COSINE_FLOOR = 1e-2
 
 
 def _knob(
@@ -117,19 +129,51 @@ class TrainConfig:
         choices=LOSSES,
     )
     batch_size: int = _knob(
-        512, "Samples per optimisation step (drawn uniformly; the loss is weight-averaged)."
+        1024, "Samples per optimisation step (drawn uniformly; the loss is weight-averaged)."
     )
     lr: float = _knob(
-        1e-3,
-        "Initial Adam learning rate; halved whenever the validation NLL has not improved by "
-        "1e-4 nats for patience/4 steps (down to lr * 1e-3).",
+        4e-3,
+        "Peak Adam learning rate (reached after the warm-up; lr_schedule then lowers it).",
     )
-    max_steps: int = _knob(5000, "Hard cap on optimisation steps.")
+    lr_schedule: str = _knob(
+        "cosine",
+        "Learning-rate schedule after the warm-up: plateau halves the rate whenever the "
+        "validation NLL has not improved by 1e-4 nats for patience/4 steps (down to lr * 1e-3); "
+        "cosine decays it from lr to lr * 1e-2 along a half cosine over max_steps (early "
+        "stopping still applies).",
+        choices=LR_SCHEDULES,
+    )
+    warmup_steps: int = _knob(
+        100, "Steps of linear learning-rate warm-up from lr / warmup_steps to lr (0: none)."
+    )
+    max_steps: int = _knob(
+        2000, "Hard cap on optimisation steps (and the length of the cosine schedule)."
+    )
     max_time: float = _knob(600.0, "Hard cap on training wall time, seconds.")
     patience: int = _knob(1000, "Stop after this many steps without a better validation NLL.")
+    ema_decay: float = _knob(
+        0.99,
+        "Decay of an exponential moving average of the weights (ramped up as "
+        "min(decay, (1 + step) / (10 + step))); the average is what is validated, kept as the "
+        "best and returned. 0: no average (the raw iterate).",
+    )
     eval_every: int = _knob(100, "Steps between validation evaluations (and history rows).")
+    eval_subset: int = _knob(
+        8192,
+        "Validation samples used by each evaluation: a fixed random subset of this size (drawn "
+        "with the seed), or the whole validation split when it is smaller or this is 0.",
+    )
     validation_fraction: float = _knob(
-        0.2, "Fraction of samples held out for validation (split first, by sample, with the seed)."
+        0.2,
+        "Fraction of samples held out for validation: early stopping and the learning-rate "
+        "schedule (split by sample, with the seed, after the test split).",
+    )
+    test_fraction: float = _knob(
+        0.1,
+        "Fraction of samples split off first (by sample, with the seed) as the test set: used "
+        "for nothing but the reported test NLL, its Gaussian baseline and the fidelity record; "
+        "0 means no test split (the test NLL is then null). validation_fraction + "
+        "test_fraction must be < 1.",
     )
     seed: int = _knob(1, "Drives the split, the initialisation and the batches.")
     threads: int = _knob(1, "torch intra-op threads during training (restored afterwards).")
@@ -173,7 +217,15 @@ class TrainConfig:
             (0 <= self.seed <= MAX_SEED, f"seed must be in [0, 2**63 - 1], not {self.seed!r}"),
             (self.patience >= 1, "patience must be >= 1"),
             (self.eval_every >= 1, "eval_every must be >= 1"),
+            (self.eval_subset >= 0, "eval_subset must be >= 0"),
+            (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
+            (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
             (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
+            (0 <= self.test_fraction < 1, "test_fraction must be in [0, 1)"),
+            (
+                self.validation_fraction + self.test_fraction < 1,
+                "validation_fraction + test_fraction must be < 1",
+            ),
             (self.threads >= 1, "threads must be >= 1"),
         ]
         for ok, message in checks:
@@ -267,7 +319,13 @@ class TrainResult:
     metrics : dict
         Summary (steps, best_step, best_val_nll, val_kl, stop_reason, train_seconds, ...).
     split : dict
-        ``{"train": indices, "validation": indices}`` into the chain.
+        ``{"train": indices, "validation": indices, "test": indices}`` into the chain
+        (after dropping zero-weight rows); the test split steers nothing.
+    test : dict
+        :func:`score_test_split` on the test split: ``n_test``, ``ess_test``, ``test_nll`` and
+        ``test_nll_se``, ``gaussian_test_nll`` and ``gaussian_test_nll_se``,
+        ``flow_minus_gaussian`` and ``flow_minus_gaussian_se`` (all None when
+        ``test_fraction`` is 0). Not part of the model file's manifest.
     """
 
     flow: BoundedFlow
@@ -276,6 +334,7 @@ class TrainResult:
     history: pd.DataFrame
     metrics: dict[str, Any]
     split: dict[str, np.ndarray] = field(repr=False)
+    test: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: str | Path, *, timing: bool = True) -> Path:
         """Write the model (directory, or single file when ``path`` ends in ``.zip``).
@@ -343,11 +402,33 @@ def _torch_threads(n: int):
 
 
 def split_indices(n: int, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random train/validation split by sample (sorted index arrays)."""
+    """Random train/validation split by sample (sorted index arrays); no test split.
+
+    The same as ``data_split(n, validation_fraction=fraction, test_fraction=0, seed=seed)``.
+    """
+    parts = data_split(n, validation_fraction=fraction, test_fraction=0.0, seed=seed)
+    return parts["train"], parts["validation"]
+
+
+def data_split(
+    n: int, *, validation_fraction: float, test_fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Random train/validation/test split by sample (sorted, disjoint index arrays).
+
+    One seeded permutation: its first ``round(test_fraction * n)`` entries are the test split,
+    the next ``round(validation_fraction * n)`` the validation split, the rest the training
+    split. With ``test_fraction = 0`` the train/validation split is the one of the earlier
+    two-way split (models trained before the test split existed are re-split exactly).
+    """
     rng = np.random.default_rng([seed, 0])
     perm = rng.permutation(n)
-    n_val = int(round(fraction * n))
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    n_test = int(round(test_fraction * n))
+    n_val = int(round(validation_fraction * n))
+    return {
+        "train": np.sort(perm[n_test + n_val :]),
+        "validation": np.sort(perm[n_test : n_test + n_val]),
+        "test": np.sort(perm[:n_test]),
+    }
 
 
 def min_samples(dim: int) -> int:
@@ -366,6 +447,126 @@ def _log_target(chain: Chain, loss: str) -> np.ndarray | None:
             "(or log_likelihood + log_prior); use loss 'nll' for samples only"
         )
     return np.asarray(target, dtype=np.float64)
+
+
+# ------------------------------------------------------------------------------ test split
+def weighted_mean_se(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """Weighted mean ``sum w v`` (``w`` normalised) and its standard error.
+
+    The error is the ratio estimator's ``sqrt(sum w^2 (v - mean)^2)``: ``sd / sqrt(n)`` for
+    equal weights. It assumes independent samples; an autocorrelated chain makes it optimistic.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    v = np.asarray(values, dtype=np.float64)
+    mean = float(w @ v)
+    return mean, float(np.sqrt(np.sum((w * (v - mean)) ** 2)))
+
+
+def fit_logit_gaussian(
+    flow: BoundedFlow, x: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean ``(D,)`` and covariance ``(D, D)`` of ``x`` in the flow's logit coordinates.
+
+    The covariance is ``sum w (y - mean)(y - mean)^T`` with normalised weights (the weighted
+    maximum-likelihood fit, no bias correction).
+    """
+    with torch.no_grad():
+        y, _ = flow.to_logit(torch.as_tensor(x, dtype=torch.float64))
+    y = y.numpy()
+    w = np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    mean = w @ y
+    r = y - mean
+    cov = (r * w[:, None]).T @ r
+    return mean, 0.5 * (cov + cov.T)
+
+
+def gaussian_logpdf(
+    flow: BoundedFlow, x: np.ndarray, *, mean: np.ndarray, cov: np.ndarray
+) -> np.ndarray:
+    """Log-density on the prior box of a Gaussian in the flow's logit coordinates.
+
+    ``log N(y; mean, cov) + log |dy/dx|`` with ``y = logit((x - l) / (u - l))``, the flow's own
+    fixed outer map: a density normalised on the box (exactly, like the flow's), so its values
+    compare with the flow's ``log q`` in parameter space. ``x`` is ``(N, D)`` inside the box.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When ``cov`` is not positive definite.
+    """
+    with torch.no_grad():
+        y, ladj = flow.to_logit(torch.as_tensor(x, dtype=torch.float64))
+    chol = np.linalg.cholesky(cov)
+    r = np.linalg.solve(chol, (y.numpy() - mean).T)  # (D, N)
+    d = mean.shape[0]
+    log_det = 2.0 * np.sum(np.log(np.diag(chol)))
+    log_n = -0.5 * (np.sum(r**2, axis=0) + d * math.log(2 * math.pi) + log_det)
+    return log_n + ladj.numpy()
+
+
+def score_test_split(
+    flow: BoundedFlow,
+    chain: Chain,
+    *,
+    weights: np.ndarray,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+) -> dict[str, Any]:
+    """The trained flow's test NLL, with a Gaussian baseline on the same test samples.
+
+    Parameters
+    ----------
+    flow : BoundedFlow
+        The trained flow (eval mode, CPU).
+    chain : Chain
+        The training chain (zero-weight rows already dropped).
+    weights : ndarray (N,)
+        The chain's weights (any positive scale).
+    train_idx, test_idx : ndarray of int
+        The training split (the Gaussian is fitted on it) and the test split.
+
+    Returns
+    -------
+    dict
+        ``n_test``; ``ess_test``, ``test_nll``, ``test_nll_se`` (weighted mean of ``-log q``
+        and its standard error), ``gaussian_test_nll``, ``gaussian_test_nll_se`` (the same for
+        the weighted Gaussian of :func:`fit_logit_gaussian` on the training split, evaluated by
+        :func:`gaussian_logpdf`), ``flow_minus_gaussian`` and ``flow_minus_gaussian_se`` (the
+        paired difference of the two NLLs: positive when the Gaussian is better). All but
+        ``n_test`` are None without a test split (``test_fraction`` 0); the Gaussian entries
+        are None when the training covariance is singular.
+    """
+    keys = (
+        "ess_test",
+        "test_nll",
+        "test_nll_se",
+        "gaussian_test_nll",
+        "gaussian_test_nll_se",
+        "flow_minus_gaussian",
+        "flow_minus_gaussian_se",
+    )
+    out: dict[str, Any] = {"n_test": int(test_idx.size), **dict.fromkeys(keys)}
+    if test_idx.size == 0:
+        return out
+    x, w = chain.samples[test_idx], weights[test_idx]
+    with torch.no_grad():
+        chunks = [
+            flow.log_prob(torch.as_tensor(x[i : i + _EVAL_CHUNK]))
+            for i in range(0, len(x), _EVAL_CHUNK)
+        ]
+    log_q = torch.cat(chunks).numpy()
+    out["ess_test"] = float(kish_ess(w))
+    out["test_nll"], out["test_nll_se"] = weighted_mean_se(-log_q, w)
+    mean, cov = fit_logit_gaussian(flow, chain.samples[train_idx], weights[train_idx])
+    try:
+        log_g = gaussian_logpdf(flow, x, mean=mean, cov=cov)
+    except np.linalg.LinAlgError:
+        log.warning("%s: the training covariance is singular: no Gaussian baseline", chain.source)
+        return out
+    out["gaussian_test_nll"], out["gaussian_test_nll_se"] = weighted_mean_se(-log_g, w)
+    out["flow_minus_gaussian"], out["flow_minus_gaussian_se"] = weighted_mean_se(log_g - log_q, w)
+    return out
 
 
 # ------------------------------------------------------------------------------ training
@@ -413,8 +614,14 @@ def train_flow(chain: Chain, config: TrainConfig) -> TrainResult:
     device = torch.device(cfg.device)
     core_dtype = _DTYPES[cfg.dtype]
 
-    # 1. Split first, by sample.
-    train_idx, val_idx = split_indices(chain.n, fraction=cfg.validation_fraction, seed=cfg.seed)
+    # 1. Split first, by sample: test (touched only after training), validation, training.
+    parts = data_split(
+        chain.n,
+        validation_fraction=cfg.validation_fraction,
+        test_fraction=cfg.test_fraction,
+        seed=cfg.seed,
+    )
+    train_idx, val_idx, test_idx = parts["train"], parts["validation"], parts["test"]
     ess = {}
     for name, idx in (("training", train_idx), ("validation", val_idx)):
         if idx.size == 0 or w_all[idx].sum() <= 0:
@@ -434,6 +641,9 @@ def train_flow(chain: Chain, config: TrainConfig) -> TrainResult:
             for part, idx in (("train", train_idx), ("val", val_idx))
         }
         history, metrics = _optimise(flow, data, cfg)
+        flow.to("cpu").eval()
+        # 2. Only now, and only for the report: the test split.
+        test = score_test_split(flow, chain, weights=w_all, train_idx=train_idx, test_idx=test_idx)
 
     flow.to("cpu").eval()
     if log_p_all is None:
@@ -455,8 +665,28 @@ def train_flow(chain: Chain, config: TrainConfig) -> TrainResult:
         metrics["stop_reason"],
         metrics["train_seconds"],
     )
-    split = {"train": train_idx, "validation": val_idx}
-    return TrainResult(flow, chain, cfg, history, metrics, split)
+    if test["test_nll"] is not None:
+        log.info(
+            "test NLL %.4f +- %.4f (%d samples); Gaussian baseline %.4f (flow - Gaussian %+.4f "
+            "+- %.4f)",
+            test["test_nll"],
+            test["test_nll_se"],
+            test["n_test"],
+            test["gaussian_test_nll"],
+            test["flow_minus_gaussian"],
+            test["flow_minus_gaussian_se"],
+        )
+        if test["flow_minus_gaussian"] > 0:
+            log.warning(
+                "%s: a Gaussian fitted to the training split beats the %s flow on the test "
+                "split by %.4f +- %.4f nats: consider whiten 'full', more steps or a Gaussian",
+                chain.source,
+                cfg.kind,
+                test["flow_minus_gaussian"],
+                test["flow_minus_gaussian_se"],
+            )
+    split = {"train": train_idx, "validation": val_idx, "test": test_idx}
+    return TrainResult(flow, chain, cfg, history, metrics, split, test)
 
 
 def _init_flow(
@@ -545,11 +775,49 @@ def _validate(flow: BoundedFlow, part: dict) -> tuple[float, float]:
     return nll, float((part["w"] * (part["log_p"] - log_q)).sum())
 
 
+def _eval_subset(part: dict, *, size: int, seed: int) -> dict:
+    """A fixed random subset of ``size`` rows of a split (all of it when smaller or 0)."""
+    n = part["z"].shape[0]
+    if size == 0 or n <= size:
+        return part
+    rows = np.sort(np.random.default_rng([seed, 1]).choice(n, size=size, replace=False))
+    sel = torch.as_tensor(rows, device=part["z"].device)
+    out = {k: None if v is None else v[sel] for k, v in part.items()}
+    out["w"] = out["w"] / out["w"].sum()
+    return out
+
+
+def _lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of ``step`` (1-based) relative to ``lr``: warm-up times the cosine decay."""
+    warm = min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    if cfg.lr_schedule != "cosine":
+        return warm
+    t = min(step, cfg.max_steps) / cfg.max_steps
+    return warm * (_COSINE_FLOOR + (1 - _COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@contextmanager
+def _averaged(params: list[torch.Tensor], ema: list[torch.Tensor] | None):
+    """Temporarily load the exponential moving average ``ema`` into ``params`` (no-op: None)."""
+    if ema is None:
+        yield
+        return
+    live = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        torch._foreach_copy_(params, ema)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            torch._foreach_copy_(params, live)
+
+
 def _optimise(flow: BoundedFlow, data: dict, cfg: TrainConfig) -> tuple[pd.DataFrame, dict]:
-    train, val = data["train"], data["val"]
+    train = data["train"]
+    val = _eval_subset(data["val"], size=cfg.eval_subset, seed=cfg.seed)
     n_train = train["z"].shape[0]
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    opt = torch.optim.Adam(flow.core.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(flow.core.parameters(), lr=cfg.lr * _lr_factor(1, cfg))
     # Halve the learning rate when the validation NLL stalls (SGD noise at a fixed rate is what
     # usually stalls it); early stopping waits `patience` steps, i.e. several halvings.
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -564,6 +832,8 @@ def _optimise(flow: BoundedFlow, data: dict, cfg: TrainConfig) -> tuple[pd.DataF
     best = best_kl = math.inf
     best_step = 0
     best_state = copy.deepcopy(flow.state_dict())
+    params = list(flow.core.parameters())
+    ema = [p.detach().clone() for p in params] if cfg.ema_decay > 0 else None
     rows: list[dict[str, float]] = []
     running: list[float] = []
     stop_reason = "max_steps"
@@ -577,6 +847,9 @@ def _optimise(flow: BoundedFlow, data: dict, cfg: TrainConfig) -> tuple[pd.DataF
         log_q = flow.core_log_prob(train["z"][idx]) + train["ladj"][idx]
         log_p = None if train["log_p"] is None else train["log_p"][idx]
         loss = loss_value(cfg.loss, log_q=log_q, weights=train["w"][idx], log_p=log_p)
+        if cfg.lr_schedule == "cosine" or step <= cfg.warmup_steps:
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * _lr_factor(step, cfg)
         if not torch.isfinite(loss):
             raise TrainingDivergedError(
                 f"flow settings: lr: the training loss is {float(loss)} at step {step} "
@@ -585,18 +858,23 @@ def _optimise(flow: BoundedFlow, data: dict, cfg: TrainConfig) -> tuple[pd.DataF
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:  # ema += (1 - d) (params - ema), d ramped up over the first steps
+            with torch.no_grad():
+                torch._foreach_lerp_(ema, params, 1 - min(cfg.ema_decay, (1 + step) / (10 + step)))
         running.append(float(loss.detach()))
         bar.update(1)
         elapsed = time.perf_counter() - start
         last = step == cfg.max_steps or elapsed >= cfg.max_time
         if step % cfg.eval_every == 0 or last:
             flow.eval()
-            v, kl = _validate(flow, val)
-            sched.step(v)
+            with _averaged(params, ema):  # validate (and keep) the averaged weights
+                v, kl = _validate(flow, val)
+                if v < best:
+                    best, best_step, best_kl = v, step, kl
+                    best_state = copy.deepcopy(flow.state_dict())
+            if cfg.lr_schedule == "plateau" and step > cfg.warmup_steps:
+                sched.step(v)
             flow.train()
-            if v < best:
-                best, best_step, best_kl = v, step, kl
-                best_state = copy.deepcopy(flow.state_dict())
             rows.append(
                 {
                     "step": step,

@@ -1,4 +1,14 @@
 from flowprior.diagnostics import comparison_runs
+from flowprior.diagnostics.settings import tension_settings
+from flowprior.params import load_parameters
+
+# A tension parameter subset naming an unknown parameter fails here, before any job runs.
+for _name, _plan in PLANS.items():
+    tension_settings(
+        _plan.diagnostics_settings(),
+        names=load_parameters(_plan.parameters).names,
+        source=f"config: analyses: {_name}: diagnostics",
+    )
 
 
 rule diagnose_sequence:

@@ -34,10 +34,11 @@ from ..stats import kish_ess, weighted_mean_sd
 from .agreement import agreement
 from .evidence import evidence_consistency
 from .modes import count_modes, mode_masses
-from .settings import split_settings
+from .settings import TENSION_SETTINGS, split_settings, tension_settings
+from .shift import ShiftSettings, flow_parameter_shift, flow_shift_skip_reason
 from .tension import evidence_ratio, parameter_shift, suspiciousness
 from .twosample import c2st, moment_scores, sliced_wasserstein
-from .verdict import checks_from_record, verdict
+from .verdict import checks_from_record, notes_from_record, verdict
 
 __all__ = [
     "Quantity",
@@ -159,7 +160,10 @@ def flow_fidelity(
         The flow model (directory or zip).
     chain : Chain
         The training chain (whole: the held-out split is recomputed from the model's recorded
-        seed and validation fraction, exactly as training drew it; its SHA-256 is checked).
+        seed, validation and test fractions, exactly as training drew it; its SHA-256 is
+        checked). The held-out split is the test split, which steered nothing in training;
+        without one (``test_fraction`` 0) the scores use the validation split (early
+        stopping's) and ``held_out_nll`` is None.
     validation : mapping
         The training job's ``validation.json`` (held-out NLL, steps, ...).
     exact : (AnalysisProblem, list of str) or None
@@ -171,12 +175,14 @@ def flow_fidelity(
     Returns
     -------
     dict
-        ``held_out_nll``, ``exact_kl`` (or None), ``moment_scores`` (list of rows),
+        ``held_out_split`` ("test" or "validation"), ``held_out_nll`` (None without a test
+        split), ``gaussian_held_out_nll`` (the Gaussian baseline of the training job on the
+        same test split, or None), ``exact_kl`` (or None), ``moment_scores`` (list of rows),
         ``max_moment_score``, ``c2st``, ``sliced_wasserstein``, ``modes`` (chain),
         ``flow_mode_masses``, ``mode_mass_difference``, ``n_held_out``, ``ess_held_out``.
     """
     from ..priors import FlowPrior
-    from ..train import split_indices
+    from ..train import data_split
 
     sizes, _ = split_settings(settings)
     prior = FlowPrior.load(model, seed=seed)
@@ -189,10 +195,16 @@ def flow_fidelity(
             f"{model}: manifest: chain sha256 {recorded[:12]}... does not match "
             f"{chain.source} ({chain.sha256()[:12]}...): not the chain this flow was trained on"
         )
-    _, val_idx = split_indices(
-        chain.n, fraction=float(cfg.get("validation_fraction", 0.2)), seed=int(cfg.get("seed", 1))
+    parts = data_split(
+        chain.n,
+        validation_fraction=float(cfg.get("validation_fraction", 0.2)),
+        test_fraction=float(cfg.get("test_fraction", 0.0)),
+        seed=int(cfg.get("seed", 1)),
     )
-    held = chain.subset(np.isin(np.arange(chain.n), val_idx))
+    # the test split steered nothing in training; without one (test_fraction 0) the scores
+    # fall back to the validation split and the held-out NLL is unknown (null)
+    held_split = "test" if parts["test"].size else "validation"
+    held = chain.subset(np.isin(np.arange(chain.n), parts[held_split]))
     x, w = _arrays(held)
     y = np.asarray(prior.rvs(sizes["n_flow_samples"], seed=seed), dtype=np.float64)
     names = list(chain.params.names)
@@ -201,7 +213,11 @@ def flow_fidelity(
         "model": str(model),
         "n_held_out": int(x.shape[0]),
         "ess_held_out": float(kish_ess(w)),
-        "held_out_nll": float(-np.average(prior.logpdf(x), weights=w)),
+        "held_out_split": held_split,
+        "held_out_nll": (
+            float(-np.average(prior.logpdf(x), weights=w)) if held_split == "test" else None
+        ),
+        "gaussian_held_out_nll": validation.get("gaussian_test_nll"),
         "best_val_nll": validation.get("best_val_nll"),
         "train_seconds": validation.get("train_seconds"),
         "steps": validation.get("steps"),
@@ -260,6 +276,10 @@ class SequenceRuns:
     final_runs : dict sampler -> dict
         Run record (``run.json`` content) of every sampler's final sequential run, in the
         order of ``finals``.
+    tension : dict
+        Config ``diagnostics.tension``, checked (:func:`~flowprior.diagnostics.settings.
+        tension_settings`): ``parameters`` (the subset of every tension statistic) and
+        ``method``.
     """
 
     sequence: list[str]
@@ -280,6 +300,7 @@ class SequenceRuns:
     sizes: dict[str, int]
     seed: int
     final_runs: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    tension: Mapping[str, Any] = field(default_factory=dict)
 
     @staticmethod
     def weighted(chain: Chain) -> tuple[np.ndarray, np.ndarray]:
@@ -377,6 +398,7 @@ def diagnose_sequence(
     fidelity: Mapping[str, Mapping[str, Any]],
     settings: Mapping[str, Any] | None = None,
     seed: int = 0,
+    settings_source: str = "diagnostics",
 ) -> dict[str, Any]:
     """Every registered quantity of one sequence and its verdict.
 
@@ -400,15 +422,20 @@ def diagnose_sequence(
     fidelity : mapping flow stage -> :func:`flow_fidelity` result
         The flows this sequence went through.
     settings : mapping, optional
-        Config ``diagnostics``: sample sizes and the thresholds of registered rules.
+        Config ``diagnostics``: sample sizes, the thresholds of registered rules and
+        ``tension`` (parameter subset and method).
     seed : int
+    settings_source : str
+        Where ``settings`` come from, for error messages (the workflow passes
+        ``"config: analyses: NAME: diagnostics"``).
 
     Returns
     -------
     dict
         ``sequence``, ``stage``, the entries of every registered quantity, ``verdict``.
     """
-    sizes, thresholds = split_settings(settings)
+    sizes, thresholds = split_settings(settings, source=settings_source)
+    tension = tension_settings(settings, names=list(params.names), source=settings_source)
     seq = list(sequence)
     load = lambda path: read_chain(path, params)  # noqa: E731
     first = previous if previous is not None else stage1[seq[0]]
@@ -432,6 +459,7 @@ def diagnose_sequence(
         sizes=sizes,
         seed=seed,
         final_runs={s: v.get("run_info", {}) for s, v in sequential.items()},
+        tension=tension,
     )
     out: dict[str, Any] = {"sequence": seq, "stage": stage_id(seq)}
     for q in _QUANTITIES.values():
@@ -443,7 +471,9 @@ def diagnose_sequence(
                 "record"
             )
         out.update(entries)
-    out["verdict"] = verdict(checks_from_record(out), thresholds).to_dict()
+    out["verdict"] = verdict(
+        checks_from_record(out), thresholds, notes=notes_from_record(out)
+    ).to_dict()
     return out
 
 
@@ -512,15 +542,81 @@ def _vs_exact(runs: SequenceRuns) -> dict[str, Any]:
     return {"vs_exact": vs_exact, "exact_log_evidence": float(problem.log_evidence(pnames))}
 
 
+#: Entries of the flow shift in the ``tension`` record (and table); None where not computed.
+FLOW_SHIFT_KEYS = (
+    "shift_probability", "shift_probability_err", "shift_sigma", "shift_sigma_err",
+    "shift_sigma_is_lower_bound",
+)  # fmt: skip
+
+
+def flow_shift_entries(
+    before: Chain, last: Chain, *, names: Sequence[str], gaussian_sigma: float, method: str,
+    seed: int,
+) -> dict[str, Any]:
+    """The flow parameter shift of the workflow (:meth:`ShiftSettings.workflow`), or why not.
+
+    Returns
+    -------
+    dict
+        :data:`FLOW_SHIFT_KEYS` (None where the shift cannot be made: never 0),
+        ``shift_skipped`` (the reason, or None), ``shift_disagreement`` (flow and Gaussian
+        shifts differ by more than 1 sigma; None without a flow shift), ``shift_used``
+        (``"flow"`` or ``"gaussian"``: the one the verdict uses), ``shift_n_pairs``,
+        ``shift_seconds`` and ``shift_warnings``.
+    """
+    out: dict[str, Any] = dict.fromkeys(FLOW_SHIFT_KEYS)
+    out.update(shift_skipped=None, shift_disagreement=None, shift_used="gaussian",
+               shift_n_pairs=None, shift_seconds=None, shift_warnings=[])  # fmt: skip
+    if method == "gaussian":
+        out["shift_skipped"] = "not asked for (diagnostics.tension.method: gaussian)"
+        return out
+    cfg = ShiftSettings.workflow()
+    reason = flow_shift_skip_reason(before, last, settings=cfg)
+    if reason is None:
+        r = flow_parameter_shift(before, last, parameters=list(names), seed=seed, threads=1,
+                                 settings=cfg)  # fmt: skip
+        out.update(shift_n_pairs=r["n_pairs"], shift_seconds=r["seconds"],
+                   shift_warnings=list(r["warnings"]))  # fmt: skip
+        excess = (
+            r["flow_test_nll"] - r["gaussian_test_nll"]
+            if r["flow_test_nll"] is not None else None
+        )  # fmt: skip
+        if excess is not None and excess > cfg.max_test_nll_excess:
+            reason = (
+                f"the flows describe the held-out differences worse than a Gaussian fit by "
+                f"{excess:.3f} nats per pair > max_test_nll_excess {cfg.max_test_nll_excess:g} "
+                "(undertrained)"
+            )
+        else:
+            out.update({k: r[k] for k in FLOW_SHIFT_KEYS})
+            out["shift_used"] = "flow"
+            gap = out["shift_sigma"] - gaussian_sigma
+            # a lower bound below the Gaussian value does not disagree with it
+            out["shift_disagreement"] = bool(
+                abs(gap) > 1.0 and not (out["shift_sigma_is_lower_bound"] and gap < 0)
+            )
+    if reason is not None:
+        log.warning("tension: the flow parameter shift cannot be made: %s", reason)
+        out["shift_skipped"] = reason
+    return out
+
+
 def _tension(runs: SequenceRuns) -> dict[str, Any]:
     """Tension between the posterior before the last update and the last dataset's own."""
     before, last, joint = runs.before, runs.last, runs.joint
+    names = list(runs.tension.get("parameters") or runs.names)
+    cols = [runs.names.index(p) for p in names]
     xa, wa = _arrays(before)
     xb, wb = _arrays(last)
-    shift = parameter_shift(xa, xb, wa=wa, wb=wb)
+    shift = parameter_shift(xa[:, cols], xb[:, cols], wa=wa, wb=wb)
     out: dict[str, Any] = {
+        "parameters": names,
         "parameter_shift_sigma": float(shift["sigma"]),
         "parameter_shift_chi2": float(shift.get("chi2", math.nan)),
+        **flow_shift_entries(
+            before, last, names=names, gaussian_sigma=float(shift["sigma"]),
+            method=runs.tension.get("method", TENSION_SETTINGS["method"]), seed=runs.seed,
+        ),
         "log_R": None,
         "log_R_err": None,
         "suspiciousness_sigma": None,
@@ -608,8 +704,9 @@ for _q in (
              "(agreement, C2ST, sliced Wasserstein); every other sampler against the first."),
     Quantity("vs_exact", _vs_exact, "Final and joint posteriors against exact samples and the "
              "exact log evidence (built-in analytic problems only)."),
-    Quantity("tension", _tension, "Parameter shift, evidence ratio and suspiciousness between "
-             "the posterior before the last update and the last dataset's own."),
+    Quantity("tension", _tension, "Parameter shift (Gaussian and flow-based, on the configured "
+             "parameters), evidence ratio and suspiciousness between the posterior before the "
+             "last update and the last dataset's own."),
     Quantity("modes", _modes, "Number of modes and mass per mode of every posterior."),
     Quantity("flows", _flows, "Fidelity of the flows this sequence went through."),
     Quantity("evidence_consistency", _evidence_consistency, "The final stage's log Z of every "

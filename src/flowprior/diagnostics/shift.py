@@ -55,8 +55,10 @@ from ..params import ParameterSpace
 from .tension import parameter_shift, suspiciousness
 
 __all__ = [
+    "WORKFLOW_SHIFT",
     "ShiftSettings",
     "flow_parameter_shift",
+    "flow_shift_skip_reason",
     "select_parameters",
     "shift_sigma",
     "suspiciousness_from_chains",
@@ -106,6 +108,14 @@ class ShiftSettings:
         whitened differences ``u`` (large: the logit map is then nearly linear on the data).
     flow : flowprior.train.TrainConfig
         Flow and training settings (``seed`` and ``threads`` are replaced by the call's).
+    min_ess : float
+        Kish effective sample size each chain needs for the workflow to compute the flow shift
+        (:func:`flow_shift_skip_reason`; below it the pairs repeat a few samples and the
+        flow learns them, not the difference distribution).
+    max_test_nll_excess : float
+        Nats per held-out pair by which the flows may describe the differences worse than a
+        Gaussian fit before the workflow rejects the flow shift as untrained (a Gaussian
+        difference gives an excess of about 0.01 with :meth:`workflow`'s short training).
     """
 
     n_pairs: int = 100_000
@@ -114,6 +124,18 @@ class ShiftSettings:
     n_flow_samples: int = 200_000
     box_padding: float = 10.0
     flow: Any = field(default_factory=_default_flow)
+    min_ess: float = 100.0
+    max_test_nll_excess: float = 0.05
+
+    @classmethod
+    def workflow(cls) -> ShiftSettings:
+        """The settings of the workflow's tension diagnostics: the defaults with
+        :data:`WORKFLOW_SHIFT` (``flowprior tension --n-pairs 20000 --n-flows 2 --max-steps
+        500`` gives the same numbers for the same chains and seed)."""
+        base = cls()
+        changes = dict(WORKFLOW_SHIFT)
+        flow = dataclasses.replace(base.flow, max_steps=changes.pop("max_steps"))
+        return dataclasses.replace(base, flow=flow, **changes)
 
     def __post_init__(self) -> None:
         from ..train import TrainConfig
@@ -134,10 +156,22 @@ class ShiftSettings:
                 "box_padding must be in [1, 1000]",
             ),
             (isinstance(self.flow, TrainConfig), "flow must be a flowprior.train.TrainConfig"),
+            (_real(self.min_ess) and self.min_ess >= 2, "min_ess must be a number >= 2"),
+            (
+                _real(self.max_test_nll_excess) and self.max_test_nll_excess > 0,
+                "max_test_nll_excess must be a positive number",
+            ),
         ]
         for ok, message in checks:
             if not ok:
                 raise InputError(f"shift settings: {message}")
+
+
+#: The workflow's changes to the :class:`ShiftSettings` defaults (:meth:`ShiftSettings.workflow`),
+#: each one a ``flowprior tension`` option. Measured on two 6-D chains of 4096 samples (the
+#: default study's size), one thread, this 2-core machine: 12-20 s per sequence, against
+#: 130 s for 3 flows of 1000 steps and minutes for the defaults (docs/results.md).
+WORKFLOW_SHIFT: dict[str, int] = {"n_pairs": 20_000, "n_flows": 2, "max_steps": 500}
 
 
 def _is_int(v: Any) -> bool:
@@ -263,6 +297,25 @@ def select_parameters(a: Chain, b: Chain, parameters: Sequence[str] | None = Non
                 "to compare); leave it out of the parameter subset",
             )
     return chosen
+
+
+def flow_shift_skip_reason(a: Chain, b: Chain, *, settings: ShiftSettings) -> str | None:
+    """Why the flow shift cannot be made on these chains (None: it can).
+
+    A chain whose Kish effective sample size is below ``settings.min_ess`` has too few
+    independent samples to resolve the difference distribution. Any number of parameters,
+    one included, is fine.
+    """
+    from ..stats import kish_ess
+
+    for label, chain in (("A", a), ("B", b)):
+        ess = float(kish_ess(chain.weights[chain.weights > 0]))
+        if ess < settings.min_ess:
+            return (
+                f"too few samples: chain {label} ({chain.source}) has a Kish effective sample "
+                f"size of {ess:.0f} < min_ess {settings.min_ess:g}"
+            )
+    return None
 
 
 def _columns(chain: Chain, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

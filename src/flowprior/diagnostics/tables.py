@@ -13,12 +13,19 @@ from typing import Any
 
 import pandas as pd
 
-from .sequence import cross_comparisons, quantities
+from .sequence import FLOW_SHIFT_KEYS, cross_comparisons, quantities
 
 __all__ = ["analysis_tables", "cost_table", "study_markdown", "tables_markdown"]
 
 def analysis_tables(summary: Mapping[str, Any], *, costs: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """The tables of an analysis from its ``summary.json`` content.
+
+    The ``tension`` table has, on the configured parameters (``parameters``), the Gaussian
+    shift (``parameter_shift_sigma``) and the flow shift (``shift_probability``,
+    ``shift_probability_err``, ``shift_sigma``, ``shift_sigma_err``,
+    ``shift_sigma_is_lower_bound``; empty where it cannot be made, ``shift_skipped`` says why),
+    ``shift_disagreement`` (true when they differ by more than 1 sigma) and ``shift_used`` (the
+    one the verdict used).
 
     Returns ``{"verdicts", "flow_fidelity", "agreement", "tension", "evidence", "cost"}``
     DataFrames (``cost`` only when ``costs`` is given: one row per job, from the benchmark
@@ -65,7 +72,12 @@ def analysis_tables(summary: Mapping[str, Any], *, costs: pd.DataFrame | None = 
         t = diag.get("tension", {})
         tension.append({
             "sequence": label,
+            "parameters": ", ".join(t["parameters"]) if t.get("parameters") else None,
             "parameter_shift_sigma": t.get("parameter_shift_sigma"),
+            **{k: t.get(k) for k in FLOW_SHIFT_KEYS},
+            "shift_disagreement": t.get("shift_disagreement"),
+            "shift_used": t.get("shift_used"),
+            "shift_skipped": t.get("shift_skipped"),
             "exact_parameter_shift_sigma": t.get("exact_parameter_shift_sigma"),
             "log_R": t.get("log_R"), "log_R_err": t.get("log_R_err"),
             "log_S": (t.get("suspiciousness") or {}).get("log_s"),

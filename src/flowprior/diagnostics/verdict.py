@@ -23,13 +23,14 @@ import numpy as np
 from .._checks import finite_float
 from ..errors import InputError, _input_error
 from ..plan import SEP
-from .settings import DIAGNOSTIC_SETTINGS
+from .settings import DIAGNOSTIC_SETTINGS, NESTED_KEYS
 
 __all__ = [
     "Rule",
     "Verdict",
     "checks_from_record",
     "default_thresholds",
+    "notes_from_record",
     "get_rule",
     "register_rule",
     "rules",
@@ -82,6 +83,9 @@ class Rule:
         (:func:`flowprior.diagnostics.diagnose_sequence`): a number, None (not measured) or a
         (nested) mapping / list of numbers labelled by where they were measured. Without it the
         check is only evaluated when passed to :func:`verdict` directly.
+    note : callable, optional
+        ``note(record) -> str or None``: a sentence the verdict carries whatever the outcome
+        (``notes``), e.g. which of two estimates the check used and why.
     """
 
     check: str
@@ -94,6 +98,7 @@ class Rule:
     bad: Literal[">", ">=", "<"] = ">"
     transform: Literal["identity", "abs", "abs_minus_one"] = "identity"
     read: Callable[[Mapping[str, Any]], Any] | None = None
+    note: Callable[[Mapping[str, Any]], str | None] | None = None
 
     def __post_init__(self) -> None:
         src = f"{_SRC}.Rule"
@@ -115,8 +120,10 @@ class Rule:
             )
         if self.default is not None:
             finite_float(src, "default", self.default)
-        if self.read is not None and not callable(self.read):
-            raise _input_error(src, "read", f"expected a callable, got {self.read!r}")
+        for key in ("read", "note"):
+            value = getattr(self, key)
+            if value is not None and not callable(value):
+                raise _input_error(src, key, f"expected a callable, got {value!r}")
 
 
 _RULES: dict[str, Rule] = {}
@@ -145,8 +152,11 @@ def register_rule(rule: Rule, *, replace: bool = False) -> None:
             "(pass replace=True to replace it)"
         )
     taken = {r.threshold: r.check for r in _RULES.values() if r.check != rule.check}
-    if rule.threshold in taken or rule.threshold in DIAGNOSTIC_SETTINGS:
-        owner = f"rule {taken[rule.threshold]!r}" if rule.threshold in taken else "a sample size"
+    if rule.threshold in taken or rule.threshold in (*DIAGNOSTIC_SETTINGS, *NESTED_KEYS):
+        owner = (
+            f"rule {taken[rule.threshold]!r}" if rule.threshold in taken
+            else "a nested setting" if rule.threshold in NESTED_KEYS else "a sample size"
+        )
         raise InputError(
             f"{_SRC}.register_rule: {rule.threshold}: threshold key already used by {owner}"
         )
@@ -184,6 +194,12 @@ def checks_from_record(record: Mapping[str, Any]) -> dict[str, Any]:
     return {r.check: r.read(record) for r in _RULES.values() if r.read is not None}
 
 
+def notes_from_record(record: Mapping[str, Any]) -> list[str]:
+    """The notes of every rule with a ``note`` function (those that return one), in order."""
+    notes = (r.note(record) for r in _RULES.values() if r.note is not None)
+    return [n for n in notes if n]
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Outcome of :func:`verdict`.
@@ -197,18 +213,23 @@ class Verdict:
         measured, the value and the threshold.
     not_measured : list of str
         Checks given as None (or absent) whose rule is enabled.
+    notes : list of str
+        Sentences that hold whatever the outcome (:func:`notes_from_record`), e.g. which
+        parameter shift the tension check used.
     """
 
     status: Literal["ok", "warn", "fail"]
     reasons: list[str]
     not_measured: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"status", "reasons", "not_measured"}``."""
+        """``{"status", "reasons", "not_measured", "notes"}``."""
         return {
             "status": self.status,
             "reasons": list(self.reasons),
             "not_measured": list(self.not_measured),
+            "notes": list(self.notes),
         }
 
 
@@ -235,6 +256,8 @@ def _fmt(v: float) -> str:
 def verdict(
     checks: Mapping[str, Any],
     thresholds: Mapping[str, float | int | None] | None = None,
+    *,
+    notes: list[str] | None = None,
 ) -> Verdict:
     """Turn measured diagnostics into ``ok`` / ``warn`` / ``fail`` with reasons.
 
@@ -273,6 +296,8 @@ def verdict(
         Keys: the checks of registered rules; an unknown key raises ``InputError``.
     thresholds : mapping, optional
         Overrides of :func:`default_thresholds` (same keys; None disables a rule).
+    notes : list of str, optional
+        Carried into the verdict unchanged (:func:`notes_from_record`).
 
     Returns
     -------
@@ -338,7 +363,9 @@ def verdict(
     status = "fail" if fails else "warn" if warns else "ok"
     for r in fails + warns:
         logger.info("verdict %s: %s", status, r)
-    return Verdict(status=status, reasons=fails + warns, not_measured=not_measured)
+    return Verdict(
+        status=status, reasons=fails + warns, not_measured=not_measured, notes=list(notes or [])
+    )
 
 
 # ------------------------------------------------------------------------- built-in rules
@@ -352,18 +379,48 @@ def _per_flow(key: str) -> Callable[[Mapping[str, Any]], Any]:
     return lambda rec: {f"flow {s}": f.get(key) for s, f in rec.get("flows", {}).items()}
 
 
+def _tension_checks(t: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameter shift the verdict uses (flow where computed, else Gaussian) and the
+    suspiciousness, labelled."""
+    if t.get("shift_sigma") is not None:
+        shift = {"flow parameter shift": t["shift_sigma"]}
+    else:
+        shift = {"Gaussian parameter shift": t.get("parameter_shift_sigma")}
+    return {**shift, "suspiciousness": t.get("suspiciousness_sigma")}
+
+
+def _tension_note(t: Mapping[str, Any] | None) -> str | None:
+    """Which parameter shift the tension check used, on which parameters, and why."""
+    if not t or t.get("parameter_shift_sigma") is None:
+        return None
+    names = ", ".join(t.get("parameters") or []) or "every parameter"
+    gauss = f"Gaussian {t['parameter_shift_sigma']:.2f} sigma"
+    if t.get("shift_sigma") is None:
+        return (
+            f"tension: the flow parameter shift cannot be made ({t.get('shift_skipped')}); "
+            f"the verdict used the Gaussian one ({gauss}) on {names}"
+        )
+    if t.get("shift_sigma_is_lower_bound"):
+        flow = f"> {t['shift_sigma']:.2f} sigma, a lower bound"
+    else:
+        flow = f"{t['shift_sigma']:.2f} +- {t['shift_sigma_err']:.2f} sigma"
+    note = f"tension: the verdict used the flow parameter shift ({flow}; {gauss}) on {names}"
+    if t.get("shift_disagreement"):
+        note += "; they differ by more than 1 sigma: the Gaussian shift is not to be trusted"
+    return note
+
+
 _BUILTIN = (
     Rule(
         "tension_sigma", "tension_sigma", 3.0, "fail",
         "tension between the stage posteriors",
         "the sequential update combines inconsistent data",
         "Tension between the posterior before the last update and the last dataset's own "
-        "posterior (parameter shift or suspiciousness, equivalent Gaussian sigma).",
+        "posterior on the configured parameters (the flow parameter shift where it could be "
+        "computed, else the Gaussian one; suspiciousness; equivalent Gaussian sigma).",
         bad=">=",
-        read=lambda rec: {
-            k: rec.get("tension", {}).get(k)
-            for k in ("parameter_shift_sigma", "suspiciousness_sigma")
-        },
+        read=lambda rec: _tension_checks(rec.get("tension", {})),
+        note=lambda rec: _tension_note(rec.get("tension")),
     ),
     Rule(
         "n_modes", "max_modes", 1, "warn",

@@ -6,7 +6,8 @@ Three steps, each a public function:
    (ground-state atomic masses with uncertainties, and discovery years), derives nuclear
    binding energies and writes them as a Parquet table plus a JSON provenance sidecar;
 2. :func:`load_nuclides` reads that table back, validates it and applies the quality cuts;
-   :func:`split_nuclides` selects one part of a split (historical or regional);
+   :func:`split_nuclides` selects one part of a split (historical, regional, or two seeded
+   random halves);
 3. :func:`loglike` is the likelihood plug-in (``"flowprior.problems.semf:loglike"``) of the
    SEMF with a model-discrepancy scale ``sigma_th``; :func:`binding_energy` is the model and
    :func:`fit_least_squares` the (profile) maximum-likelihood fit used to cross-check a sampler.
@@ -141,9 +142,12 @@ SPLITS = {
     "all": ("all",),
     "historical": ("early", "late"),
     "regional": ("light", "heavy"),
+    "random": ("first", "second"),
 }
 #: Default boundary of the regional split: ``light`` is ``A < 100``, ``heavy`` ``A >= 100``.
 DEFAULT_CUT_A = 100
+#: Default seed of the random split (the config states its own: ``kwargs: {split_seed: ...}``).
+DEFAULT_SPLIT_SEED = 0
 
 _METADATA_KEY = b"flowprior.semf"
 _MENDELEEV_COLUMNS = ("atomic_number", "mass_number", "mass", "mass_uncertainty", "discovery_year")
@@ -471,6 +475,7 @@ def split_nuclides(
     part: str,
     cut_year: float | None = None,
     cut_a: float | None = None,
+    split_seed: int = DEFAULT_SPLIT_SEED,
 ) -> pd.DataFrame:
     """One part of a split of the (cut) nuclide table.
 
@@ -478,13 +483,17 @@ def split_nuclides(
     ----------
     table : pandas.DataFrame
         Usually the output of :func:`load_nuclides`.
-    split : {"all", "historical", "regional"}
+    split : {"all", "historical", "regional", "random"}
         ``"all"``: part ``"all"`` is the whole table.
         ``"historical"``: part ``"early"`` are the nuclides discovered before ``cut_year``
         (``discovery_year < cut_year``), ``"late"`` the others with a discovery year
         (``>= cut_year``). Nuclides without a discovery year belong to neither part (their
         number is logged).
         ``"regional"``: part ``"light"`` is ``A < cut_a``, ``"heavy"`` is ``A >= cut_a``.
+        ``"random"``: a random permutation of the rows seeded by ``split_seed``
+        (``numpy.random.default_rng(split_seed).permutation``); part ``"first"`` is its first
+        ``n // 2`` rows, ``"second"`` the rest. The two halves sample the same nuclides, so
+        they must agree: the real-data control of a sequential analysis.
     part : str
         One of :data:`SPLITS` ``[split]``.
     cut_year : float, optional
@@ -492,6 +501,8 @@ def split_nuclides(
         nuclides that have one).
     cut_a : float, optional
         Regional split only; default :data:`DEFAULT_CUT_A` (100).
+    split_seed : int
+        Random split only; default :data:`DEFAULT_SPLIT_SEED`.
 
     Returns
     -------
@@ -502,7 +513,7 @@ def split_nuclides(
     ------
     InputError
         Unknown split or part; ``discovery_year`` missing for the historical split; a
-        non-finite cut.
+        non-finite cut; a ``split_seed`` that is not a non-negative integer.
     """
     source = "split_nuclides"
     if split not in SPLITS:
@@ -538,6 +549,22 @@ def split_nuclides(
             int(early.sum()),
             int(late.sum()),
             int((~has_year).sum()),
+        )
+    elif split == "random":
+        if (
+            isinstance(split_seed, bool)
+            or not isinstance(split_seed, numbers.Integral)
+            or split_seed < 0
+        ):
+            raise _input_error(
+                source, "split_seed", f"expected a non-negative integer, got {split_seed!r}"
+            )
+        n = len(table)
+        first = np.zeros(n, dtype=bool)
+        first[np.random.default_rng(int(split_seed)).permutation(n)[: n // 2]] = True
+        mask = first if part == "first" else ~first
+        logger.info(
+            "random split (seed %d): %d first, %d second", split_seed, n // 2, n - n // 2
         )
     else:
         cut_a = _finite(DEFAULT_CUT_A if cut_a is None else cut_a, "cut_a", source=source)
@@ -774,10 +801,13 @@ def _cached_arrays(
     part: str,
     cut_year: float | None,
     cut_a: float | None,
+    split_seed: int,
 ) -> _Arrays:
     del mtime_ns, size  # cache key only: a rewritten file is read again
     table = load_nuclides(path, max_mass_uncertainty_kev=max_mass_uncertainty_kev, min_a=min_a)
-    sub = split_nuclides(table, split=split, part=part, cut_year=cut_year, cut_a=cut_a)
+    sub = split_nuclides(
+        table, split=split, part=part, cut_year=cut_year, cut_a=cut_a, split_seed=split_seed
+    )
     if len(sub) == 0:
         raise _input_error(path, "part", f"split {split!r}, part {part!r}: no nuclides left")
     arrays = _Arrays(
@@ -800,6 +830,7 @@ def _arrays(
     min_a: int,
     cut_year: float | None,
     cut_a: float | None,
+    split_seed: int,
 ) -> _Arrays:
     path = _resolve(data)
     try:
@@ -818,6 +849,7 @@ def _arrays(
         part,
         None if cut_year is None else float(cut_year),
         None if cut_a is None else float(cut_a),
+        split_seed,
     )
 
 
@@ -831,6 +863,7 @@ def loglike(
     min_a: int = 16,
     cut_year: float | None = None,
     cut_a: float | None = None,
+    split_seed: int = DEFAULT_SPLIT_SEED,
 ) -> np.ndarray:
     """Likelihood plug-in ``"flowprior.problems.semf:loglike"``: the SEMF on measured data.
 
@@ -843,11 +876,13 @@ def loglike(
         current directory (Snakemake's working directory).
     split, part : str
         Which nuclides (see :func:`split_nuclides`): ``all/all``, ``historical/early|late``,
-        ``regional/light|heavy``.
+        ``regional/light|heavy``, ``random/first|second``.
     max_mass_uncertainty_kev, min_a : float, int
         Quality cuts (see :func:`load_nuclides`).
     cut_year, cut_a : float, optional
         Split boundaries (see :func:`split_nuclides`).
+    split_seed : int
+        Seed of the random split (see :func:`split_nuclides`).
 
     Returns
     -------
@@ -870,6 +905,7 @@ def loglike(
         min_a=min_a,
         cut_year=cut_year,
         cut_a=cut_a,
+        split_seed=split_seed,
     )
     th = np.asarray(theta, dtype=np.float64)
     if th.ndim != 2 or th.shape[1] != len(PARAMETER_NAMES):
