@@ -125,7 +125,7 @@ def _row_make_run(data: dict) -> list[tuple[str, str, str]]:
         return [(what, NOT_MEASURED, ""), (rss, NOT_MEASURED, "")]
     value = (
         f"{_minutes(e['venv_s'] + e['run_s'])} ({e['venv_s']:.0f} s + {e['run_s']:.0f} s, "
-        f"{e['jobs']} jobs); goal 20 min"
+        f"{e['jobs']} benchmarked jobs); goal 20 min"
     )
     peak = e.get("peak_rss_mb")
     rss_value = NOT_MEASURED if peak is None else f"{peak:.0f} MB ({e['peak_job']}); limit 2 GB"

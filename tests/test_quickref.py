@@ -52,7 +52,7 @@ def test_every_number_in_the_block_comes_from_the_record(quickref):
     }  # fmt: skip
     block = quickref.render(data)
     assert quickref.NOT_MEASURED not in block
-    for expected in ("5.5 min (111 s + 222 s)", "18.3 min (100 s + 1000 s, 77 jobs)",
+    for expected in ("5.5 min (111 s + 222 s)", "18.3 min (100 s + 1000 s, 77 benchmarked jobs)",
                      "432 MB (rule/job)", "0.41 / 0.07 / 0.06 ms", "0.12M / 2.34M / 3.45M",
                      "DES (6-D, 96,721 samples)", "44 s wall, test NLL +0.004 nats",
                      "2026-01-02, commit abc1234, 2 cores, load 0.5"):  # fmt: skip
