@@ -20,7 +20,7 @@
 #      job-completion log must name the same jobs; (b) that every result file equals the local
 #      run's: tables (Parquet, CSV) exactly, JSON exactly, other files byte for byte, except
 #      recorded wall times and memory (`seconds`, `train_seconds`, `wall_seconds`,
-#      `sampler_seconds`, `max_rss_mb`) and the manifest's hash of history.csv (which holds
+#      `sampler_seconds`, `shift_seconds`, `max_rss_mb`) and the manifest's hash of history.csv (which holds
 #      those times); model.zip by its entries the same way; Markdown files (renderings of the
 #      compared tables, with their wall times) only for being non-empty;
 #   5. on exit (also on failure or Ctrl-C) cancels leftover jobs, stops the daemons it started
@@ -466,7 +466,8 @@ import pandas as pd
 
 # recorded wall times and memory: differ run to run (cost.csv holds them, summary.md and
 # tables.md render them)
-TIMES = {"seconds", "train_seconds", "wall_seconds", "sampler_seconds", "max_rss_mb", "train s"}
+TIMES = {"seconds", "train_seconds", "wall_seconds", "sampler_seconds", "shift_seconds",
+         "max_rss_mb", "train s"}
 # figures that draw those wall times (the tables they plot are compared without them)
 TIME_FIGURES = {"samplers.png"}
 slurm, local = (Path(p) for p in sys.argv[1:3])
