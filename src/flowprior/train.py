@@ -679,11 +679,14 @@ def train_flow(chain: Chain, config: TrainConfig) -> TrainResult:
         if test["flow_minus_gaussian"] > 0:
             log.warning(
                 "%s: a Gaussian fitted to the training split beats the %s flow on the test "
-                "split by %.4f +- %.4f nats: consider whiten 'full', more steps or a Gaussian",
+                "split by %.4f +- %.4f nats: consider %s",
                 chain.source,
                 cfg.kind,
                 test["flow_minus_gaussian"],
                 test["flow_minus_gaussian_se"],
+                "more steps or a Gaussian"
+                if cfg.whiten == "full"
+                else "whiten 'full', more steps or a Gaussian",
             )
     split = {"train": train_idx, "validation": val_idx, "test": test_idx}
     return TrainResult(flow, chain, cfg, history, metrics, split, test)
