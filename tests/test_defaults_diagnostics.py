@@ -100,6 +100,10 @@ def test_schema_tension_defaults_are_the_library_defaults():
     tension = _schema()["$defs"]["diagnostics_override"]["properties"]["tension"]["properties"]
     assert {k: v.get("default") for k, v in tension.items()} == TENSION_SETTINGS
     assert tuple(tension["method"]["enum"]) == TENSION_METHODS
+    # the workflow's calibration default is the library's
+    from flowprior.diagnostics.shift import ShiftSettings
+
+    assert TENSION_SETTINGS["calibrate"] is ShiftSettings().calibrate
 
 
 def test_config_readme_documents_the_tension_keys_with_their_defaults():

@@ -101,27 +101,69 @@ def shared_training(_trained_flows, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("k", [0, 1, 2, 3, 4, 5, 6])
 def test_gaussian_offsets_give_the_closed_form_shift(k, shared_training):
-    # The same draws for every k (seed 0), offset by k sqrt(2) e: the flows are trained once
-    # and shared (the fixture's docstring says why that is the same computation). Measured
-    # with these settings on base seeds 0, 1, 2 (3 shared flows each): |flow - Gaussian| at
-    # most 0.035 sigma up to 2 sigma, 0.12 at 3-5 sigma, 0.16 at 6 sigma (within the earlier
-    # measurements with independent draws per k, below); dropping the importance weights of
-    # the widened proposal, or the widening itself, fails k >= 2.
+    # The same draws for every k (seed 0), offset by k sqrt(2) e: the flows (and their
+    # calibration twins) are trained once and shared (the fixture's docstring says why that is
+    # the same computation).
     a, b = _gaussian_pair(k, seed=0)
     r = flow_parameter_shift(a, b, seed=1, settings=_small())
     # the exact shift of these two Gaussian posteriors (k sigma in 2-D is not k sigma of a
     # two-sided 1-D test: 3 sigma in 2-D is 2.54)
     exact = shift_sigma(float(stats.chi2.sf(k * k, 2)))
     assert r["gaussian_shift_sigma"] == pytest.approx(exact, abs=0.15)  # sampling of the chains
-    # Within 0.1 sigma (or the reported error, which includes the spread of the flows) up to
-    # 2 sigma. Beyond, the flows' density at Delta = 0 rests on a few hundred pairs (3-5 sigma)
-    # or on extrapolation (6 sigma: no pair lies that far): measured deviations of 0.1-0.2
-    # sigma at 3-5 sigma and 0.5 sigma at 6 sigma with these settings (3 MAFs, 20k pairs).
-    # The issue's 0.1 sigma is not met there (reported to the lead).
-    tol = max({0: 0.1, 1: 0.1, 2: 0.1, 6: 0.6}.get(k, 0.35), r["shift_sigma_err"] or 0.0)
+    # The issue's criterion as written: within 0.1 sigma of the exact shift, or within the
+    # reported error where that is larger. Beyond about 3 sigma the flows' density at Delta = 0
+    # rests on a few hundred pairs or on extrapolation, and the error the flows share is
+    # measured by their calibration twins. With these settings on base seeds 1 and 2 (not the
+    # seed here), k = 3-6: misses 0.006-0.14 sigma against errors 0.05-0.44; 7 of 8 within one
+    # reported error, the eighth (-0.135 at 3.59 sigma, error 0.129) within 1.05 errors.
     assert r["shift_sigma_is_lower_bound"] is False
-    assert abs(r["shift_sigma"] - r["gaussian_shift_sigma"]) <= tol, r
+    assert abs(r["shift_sigma"] - exact) <= max(0.1, r["shift_sigma_err"]), r
+    assert r["shift_sigma_err"] >= r["statistical_sigma_err"]
+    assert r["calibration_sigma_rms"] is not None and r["calibration_sigma_rms"] >= 0
     assert 0 <= r["shift_probability"] <= 1 and r["shift_probability_err"] >= 0
+
+
+def test_without_calibration_the_error_is_the_statistical_one():
+    a, b = _gaussian_pair(1.0, n=500, seed=5)
+    cfg = dataclasses.replace(_small(n_pairs=1000, steps=50, n_flows=2), calibrate=False)
+    r = flow_parameter_shift(a, b, seed=4, settings=cfg)
+    assert r["calibration_sigma_rms"] is None
+    assert r["shift_sigma_err"] == r["statistical_sigma_err"]
+    assert all(m["calibration_sigma_rms"] is None for m in r["members"])
+    with pytest.raises(InputError, match="calibrate must be true or false"):
+        ShiftSettings(calibrate="yes")
+
+
+def _skew_pair(n, *, mu, s_b, seed):
+    """1-D: A ~ Gamma(2) (skewed), B ~ N(mu, s_b^2); exact density of A - B by quadrature."""
+    rng = np.random.default_rng(seed)
+    space = _space(["x"])
+    a = Chain(space, rng.gamma(2.0, size=(n, 1)), source="A.csv")
+    b = Chain(space, mu + s_b * rng.normal(size=(n, 1)), source="B.csv")
+    return a, b
+
+
+@pytest.mark.slow
+def test_one_parameter_skewed_difference_matches_quadrature():
+    mu, s_b = 6.0, 0.5
+    a, b = _skew_pair(20000, mu=mu, s_b=s_b, seed=8)
+    # q(d) = int Gamma2(x) N(x - d; mu, s_b) dx on a fine grid in x; 1 - P = mass where
+    # q <= q(0), on a fine grid in d
+    x = np.linspace(0.0, 40.0, 8001)
+    dx = x[1] - x[0]
+    g = stats.gamma(2.0).pdf(x)
+
+    def q(d):
+        return np.sum(g * _npdf((x - np.asarray(d)[..., None] - mu) / s_b), axis=-1) * dx / s_b
+
+    dd = np.linspace(-12.0, 40.0, 5201)
+    qd = np.concatenate([q(c) for c in np.array_split(dd, 20)])
+    assert np.sum(qd) * (dd[1] - dd[0]) == pytest.approx(1.0, abs=1e-4)
+    exact = shift_sigma(float(np.sum(qd[qd <= q(0.0)]) * (dd[1] - dd[0])))
+    r = flow_parameter_shift(a, b, seed=3, settings=_small(steps=500, n_flows=1))
+    assert abs(r["shift_sigma"] - exact) <= max(0.1, r["shift_sigma_err"]), (r, exact)
+    # a skewed difference: the flows describe it better than a Gaussian
+    assert r["flow_test_nll"] < r["gaussian_test_nll"]
 
 
 def _banana_density(d1, d2, *, mu, b, s1, s2):

@@ -83,13 +83,15 @@ def test_schema_rejects_tension_at_the_top_level():
 
 
 def test_tension_settings_defaults_and_subset():
-    assert tension_settings(None, names=NAMES) == {"parameters": NAMES, "method": "flow"}
+    assert tension_settings(None, names=NAMES) == {"parameters": NAMES, "method": "flow",
+                                                   "calibrate": True}
+    assert tension_settings({"tension": {"calibrate": False}}, names=NAMES)["calibrate"] is False
     assert tension_settings({"c2st": 0.6}, names=NAMES)["parameters"] == NAMES
     got = tension_settings({"tension": {"parameters": ["p2", "p0"]}}, names=NAMES)
-    assert got == {"parameters": ["p2", "p0"], "method": "flow"}
+    assert got == {"parameters": ["p2", "p0"], "method": "flow", "calibrate": True}
     # null means every parameter, as the schema's default says
     assert tension_settings({"tension": {"parameters": None}}, names=NAMES)["parameters"] == NAMES
-    assert TENSION_SETTINGS == {"parameters": None, "method": "flow"}
+    assert TENSION_SETTINGS == {"parameters": None, "method": "flow", "calibrate": True}
 
 
 @pytest.mark.parametrize(
@@ -101,6 +103,7 @@ def test_tension_settings_defaults_and_subset():
         ({"parameters": []}, r"tension: parameters: expected a non-empty list"),
         ({"parameters": "p0"}, r"tension: parameters: expected a non-empty list"),
         ({"method": "kde"}, r"tension: method: expected one of flow, gaussian"),
+        ({"calibrate": "yes"}, r"tension: calibrate: expected true or false, got 'yes'$"),
         ({"paramters": ["p0"]}, r"tension: paramters: unknown key"),
     ],
 )
@@ -174,9 +177,10 @@ def _exact(a, b, names):
 def test_flow_shift_on_a_subset_recovers_a_discrepancy_the_full_set_dilutes():
     """3 sigma in p0 only: the subset (p0, p1) shows it; all four parameters dilute it.
 
-    Tolerance: the workflow's short training (:meth:`ShiftSettings.workflow`) measured
-    0.03-0.15 sigma deviations from the exact shift on 6-D Gaussian chains of this size, above
-    the reported error (which holds only the spread of the two flows); 0.25 sigma covers them.
+    Tolerance: issue #14's, 0.1 sigma or the reported error where that is larger (the
+    workflow's short training, :meth:`ShiftSettings.workflow`, measured 0.03-0.15 sigma
+    deviations on 6-D Gaussian chains of this size; the calibration twins put that into the
+    error).
     """
     a, b = _gaussian_chains([3.0, 0.0, 0.0, 0.0])
     subset = ["p0", "p1"]
@@ -184,7 +188,7 @@ def test_flow_shift_on_a_subset_recovers_a_discrepancy_the_full_set_dilutes():
                              method="flow", seed=1)
     assert out["shift_used"] == "flow" and out["shift_skipped"] is None
     assert out["shift_sigma_is_lower_bound"] is False
-    assert abs(out["shift_sigma"] - _exact(a, b, subset)) <= max(0.25, out["shift_sigma_err"])
+    assert abs(out["shift_sigma"] - _exact(a, b, subset)) <= max(0.1, out["shift_sigma_err"])
     assert 0 < out["shift_probability"] < 1 and out["shift_probability_err"] > 0
     assert out["shift_disagreement"] is False
     assert out["shift_n_pairs"] == WORKFLOW_SHIFT["n_pairs"]

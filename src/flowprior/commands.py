@@ -597,6 +597,9 @@ def _register_tension(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", dest="max_steps", type=_bounded_int(1, 10_000_000),
                    default=None, metavar="N",
                    help="training steps of each flow at most (default: ShiftSettings.flow)")
+    p.add_argument("--no-calibration", dest="calibrate", action="store_false",
+                   help="skip the calibration twins (half the training; shift_sigma_err is "
+                   "then the statistical error only and misses the error the flows share)")
     p.add_argument("--joint", default=None, metavar="AB",
                    help="chain of the joint posterior of A and B: with log-likelihood columns "
                    "in all three, gives log_S, suspiciousness_sigma and bayesian_dimensionality")
@@ -701,6 +704,7 @@ def _shift_settings(args: argparse.Namespace) -> Any:
 
     base = ShiftSettings()
     changes = {k: getattr(args, k) for k in ("n_pairs", "n_flows") if getattr(args, k) is not None}
+    changes["calibrate"] = args.calibrate
     if args.max_steps is not None:
         changes["flow"] = dataclasses.replace(base.flow, max_steps=args.max_steps)
     return dataclasses.replace(base, **changes)

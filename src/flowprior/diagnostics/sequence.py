@@ -16,6 +16,7 @@ against exact joint samples.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
@@ -551,9 +552,10 @@ FLOW_SHIFT_KEYS = (
 
 def flow_shift_entries(
     before: Chain, last: Chain, *, names: Sequence[str], gaussian_sigma: float, method: str,
-    seed: int,
+    seed: int, calibrate: bool = True,
 ) -> dict[str, Any]:
-    """The flow parameter shift of the workflow (:meth:`ShiftSettings.workflow`), or why not.
+    """The flow parameter shift of the workflow (:meth:`ShiftSettings.workflow`, with
+    ``calibrate``: ``diagnostics.tension.calibrate``), or why not.
 
     Returns
     -------
@@ -570,7 +572,7 @@ def flow_shift_entries(
     if method == "gaussian":
         out["shift_skipped"] = "not asked for (diagnostics.tension.method: gaussian)"
         return out
-    cfg = ShiftSettings.workflow()
+    cfg = dataclasses.replace(ShiftSettings.workflow(), calibrate=calibrate)
     reason = flow_shift_skip_reason(before, last, settings=cfg)
     if reason is None:
         r = flow_parameter_shift(before, last, parameters=list(names), seed=seed, threads=1,
@@ -616,6 +618,7 @@ def _tension(runs: SequenceRuns) -> dict[str, Any]:
         **flow_shift_entries(
             before, last, names=names, gaussian_sigma=float(shift["sigma"]),
             method=runs.tension.get("method", TENSION_SETTINGS["method"]), seed=runs.seed,
+            calibrate=runs.tension.get("calibrate", TENSION_SETTINGS["calibrate"]),
         ),
         "log_R": None,
         "log_R_err": None,

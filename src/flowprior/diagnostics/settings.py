@@ -32,6 +32,8 @@ TENSION_SETTINGS: dict[str, Any] = {
     # parameter shift the verdict uses: "flow" (non-Gaussian, with the Gaussian one beside it)
     # or "gaussian" (the flow shift is not computed)
     "method": "flow",
+    # calibration twins of the flow shift (ShiftSettings.calibrate): their miss enters its error
+    "calibrate": True,
 }
 #: Allowed values of ``diagnostics.tension.method``.
 TENSION_METHODS = ("flow", "gaussian")
@@ -107,7 +109,7 @@ def tension_settings(
     -------
     dict
         ``parameters`` (list of str, in the order given; every name of ``names`` when the
-        config gives none) and ``method`` (:data:`TENSION_METHODS`).
+        config gives none), ``method`` (:data:`TENSION_METHODS`) and ``calibrate`` (bool).
 
     Raises
     ------
@@ -145,6 +147,8 @@ def tension_settings(
         if dupes:
             raise InputError(f"{where}: parameters: {', '.join(dupes)} repeated")
         out["parameters"] = chosen
+    if not isinstance(out["calibrate"], bool):
+        raise InputError(f"{where}: calibrate: expected true or false, got {out['calibrate']!r}")
     if out["method"] not in TENSION_METHODS:
         raise InputError(
             f"{where}: method: expected one of {', '.join(TENSION_METHODS)}, got "
