@@ -7,10 +7,12 @@ VENV ?= .venv
 CORES ?= all
 CONFIG ?= config/config.yaml
 PROFILE ?= workflow/profiles/default
-# pytest-xdist workers of `make test`, test files distributed whole (--dist loadfile): the
-# end-to-end study (tests/test_workflow.py) runs once, on one worker, while the other takes the
-# unit tests.
+# pytest-xdist workers of `make test`, test files distributed whole (--dist loadfile) in
+# collection order (--no-loadscope-reorder): the end-to-end study (tests/test_workflow.py, which
+# tests/conftest.py collects first) starts at once on one worker while the other takes the unit
+# tests.
 TEST_WORKERS ?= 2
+PYTEST_XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -28,11 +30,11 @@ run: $(STAMP)
 
 ## test: every test, slow ones included (what CI runs)
 test: $(STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest $(PYTEST_XDIST)
 
 ## test-fast: the tests not marked slow
 test-fast: $(STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
+	$(BIN)/pytest $(PYTEST_XDIST) -m "not slow"
 
 ## test-slurm: the cluster profile on a real one-node Slurm (root on Debian: installs Slurm,
 ## munge and MariaDB packages, runs config/test.yaml through workflow/profiles/slurm and locally)

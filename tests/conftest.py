@@ -35,10 +35,22 @@ def make_space(bounds, names=None) -> ParameterSpace:
 def pytest_collection_modifyitems(config, items):
     """Every test of the end-to-end run is slow. They all live in tests/test_workflow.py, so
     ``make test`` (pytest-xdist, ``--dist loadfile``) runs them on one worker and the workflow
-    runs once per test session."""
+    runs once per test session.
+
+    That file is also moved to the front of the collection: the end-to-end study is the longest
+    single piece of ``make test``, so it must start first. With ``--no-loadscope-reorder`` (the
+    Makefile's) xdist hands out files in collection order, the first to the first worker, and
+    gives that worker nothing more while it has more than two tests of the file pending; the
+    other worker takes every other file meanwhile. (xdist's default order, most tests first,
+    started it after about 80 s of unit tests.)
+    """
     for item in items:
         if "e2e_study" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+    first = [i for i in items if i.path.name == "test_workflow.py"]
+    if first:
+        rest = [i for i in items if i.path.name != "test_workflow.py"]
+        items[:] = first + rest
 
 
 @pytest.fixture(scope="session")
