@@ -39,6 +39,7 @@ NON_DEFAULT = {
     "device": ("cuda", "cuda"),
     "dtype": ("float64", "float64"),
     "whiten": ("full", "full"),
+    "degeneracy_tolerance": ("0", 0.0),
     "progress": (None, False),  # a switch: --quiet
 }
 

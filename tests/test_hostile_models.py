@@ -243,6 +243,17 @@ def test_manifest_schema_is_strict(model, case):
     _assert_rejected(model, match if match.startswith("weights") else r"manifest\.json: " + match)
 
 
+def test_a_model_written_before_the_degeneracy_check_still_loads(model):
+    # training.degeneracy_tolerance came after format 2 files were first written: a file
+    # without it loads, with the default (a check before training; the flow is the same)
+    _edit_manifest(model, lambda m: m["training"].pop("degeneracy_tolerance"), redigest=True)
+    manifest = read_manifest(model)
+    assert "degeneracy_tolerance" not in manifest["training"]
+    flow = load_flow(model)[0]
+    x = torch.zeros((1, 2), dtype=torch.float64)
+    assert torch.isfinite(flow.log_prob(x)).all()
+
+
 def test_oversized_manifest_is_refused_before_reading(model, monkeypatch):
     monkeypatch.setattr(fio, "MAX_MANIFEST_BYTES", 100)
     _assert_rejected(model, r"manifest\.json: \d+ bytes, more than the 100 allowed")

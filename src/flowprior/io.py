@@ -62,6 +62,7 @@ from safetensors.torch import save as st_save
 
 from . import __version__
 from ._atomic import atomic_output_path
+from ._csv import read_csv
 from .errors import InputError
 from .flows import DEFAULT_EPS, FLOW_KINDS, BoundedFlow, build_flow, check_architecture
 from .params import ParameterSpace
@@ -606,7 +607,12 @@ def _check_manifest(where: str, m: Any) -> tuple[ParameterSpace, dict[str, Any]]
     from .train import TrainConfig
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    training = s.obj(m["training"], "training", fields)
+    # keys added after format version 2 files were first written: optional, the default if absent
+    # (degeneracy_tolerance is a check made before training; it does not change a trained flow)
+    later = {"degeneracy_tolerance"}
+    training = dict(s.obj(m["training"], "training", fields - later, later))
+    for name in later - set(training):
+        training[name] = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == name)
     hints = typing.get_type_hints(TrainConfig)
     for name in sorted(fields):
         value, kind = training[name], hints[name]
@@ -836,7 +842,5 @@ def load_flow(path: str | Path) -> tuple[BoundedFlow, ParameterSpace, dict[str, 
 
 def history_frame(path: str | Path):
     """The training history stored in a model (verified), as a pandas DataFrame."""
-    import pandas as pd
-
     _, files, _ = _read_verified(Path(path), hashed=True)
-    return pd.read_csv(io.BytesIO(files[HISTORY]))
+    return read_csv(io.BytesIO(files[HISTORY]))
