@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import atomic_output_path, atomic_write
+from ._csv import read_csv
 from .errors import InputError, _input_error
 from .params import ParameterSpace
 from .stats import kish_ess
@@ -518,7 +519,7 @@ def _read_delimited(
         # index_col=False: a row with more fields than the header is an error, not an index
         warnings.simplefilter("error", pd.errors.ParserWarning)
         try:
-            df = pd.read_csv(path, sep=sep, index_col=False)
+            df = read_csv(path, sep=sep, index_col=False)
         except pd.errors.ParserWarning:
             raise _input_error(
                 path,

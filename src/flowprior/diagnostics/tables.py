@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._csv import read_csv
 from .sequence import FLOW_SHIFT_KEYS, cross_comparisons, quantities
 
 __all__ = ["analysis_tables", "cost_table", "study_markdown", "tables_markdown"]
@@ -178,7 +179,7 @@ def cost_table(
     """
     rows = []
     for label, path in benchmarks.items():
-        bench = pd.read_csv(path, sep="\t")
+        bench = read_csv(path, sep="\t")
         run = runs.get(label, {})
         rows.append({
             "job": label,
@@ -245,6 +246,6 @@ def study_markdown(
         if figures.get(a):
             lines += ["Figures: " + ", ".join(f"[{Path(f).stem}]({rel(f)})" for f in figures[a]), ""]
     if flows_table:
-        flows = pd.read_csv(flows_table)
+        flows = read_csv(flows_table)
         lines += ["## Flow fidelity (every flow of the config)", "", _markdown(flows), ""]
     return "\n".join(lines) + "\n"
