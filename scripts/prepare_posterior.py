@@ -23,6 +23,7 @@ def main(snakemake):
             allow_pickle=params.allow_pickle,
             outside=params.outside,
             fmt=params.fmt,
+            burn_in=params.burn_in,
         )
         log.info("chain %s: %d samples, ESS %.1f", snakemake.input.chain, chain.n, chain.ess)
     write_chain(chain, snakemake.output.chain)

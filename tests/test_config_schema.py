@@ -118,9 +118,20 @@ def test_chain_entry_gets_its_defaults_and_keeps_flow_override_sparse():
         "allow_pickle": False,
         "outside": "error",
         "format": None,
+        "burn_in": None,
         "flow": {"kind": "maf"},  # no defaults here: unset keys keep the top-level value
     }
     assert config["posteriors"]["p"] == {"problem": "gaussian_7d", "n_samples": 500}
+
+
+def test_burn_in_of_a_chain_entry_is_a_fraction_or_a_count():
+    entry = {"chain": "c.csv", "parameters": "p.yaml"}
+    for good in (0, 0.3, 500):
+        config = _validate({"posteriors": {"c": {**entry, "burn_in": good}}})
+        assert config["posteriors"]["c"]["burn_in"] == good
+    for bad in (1.5, -1, "half", True):
+        with pytest.raises(InputError, match="burn_in"):
+            _validate({"posteriors": {"c": {**entry, "burn_in": bad}}})
 
 
 @pytest.mark.parametrize(

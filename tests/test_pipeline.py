@@ -143,6 +143,25 @@ def test_run_stage1_runs_the_named_sampler_with_the_derived_seed():
     np.testing.assert_array_equal(run.chain.samples, direct.chain.samples)
 
 
+def test_run_stage1_of_a_chain_dataset_applies_its_burn_in(tmp_path):
+    from flowprior.chains import Chain, write_chain
+    from flowprior.pipeline import run_stage1
+
+    params = _space()
+    x = np.random.default_rng(3).uniform(-1.0, 1.0, size=(40, 2))
+    path = tmp_path / "earlier.csv"
+    write_chain(Chain(params, x, source="earlier"), path)
+    for burn_in, kept in ((None, x), (10, x[10:]), (0.25, x[10:])):
+        entry = {"chain": str(path), "burn_in": burn_in}
+        run = run_stage1(dataset="A", entry=entry, params=params, sampler="chain",
+                         settings=None, seed=1)
+        np.testing.assert_array_equal(run.chain.samples, kept)
+        assert run.info["n_samples"] == len(kept)
+    with pytest.raises(InputError, match=r"earlier\.csv: burn_in: "):
+        run_stage1(dataset="A", entry={"chain": str(path), "burn_in": 40}, params=params,
+                   sampler="chain", settings=None, seed=1)
+
+
 def test_run_stage1_and_joint_name_an_unknown_sampler():
     from flowprior.pipeline import run_joint, run_stage1
 

@@ -500,6 +500,7 @@ def run_stage1(
         allow_pickle=bool(entry.get("allow_pickle", False)),
         outside=entry.get("outside", "error"),
         fmt=entry.get("format"),
+        burn_in=entry.get("burn_in"),
     )
     info = {
         "sampler": "chain",

@@ -21,6 +21,7 @@ rule prepare_posterior:
         allow_pickle=posterior_setting("allow_pickle"),
         outside=posterior_setting("outside"),
         fmt=posterior_setting("format"),
+        burn_in=posterior_setting("burn_in"),
         seed=config["seed"],
     script:
         "../../scripts/prepare_posterior.py"
