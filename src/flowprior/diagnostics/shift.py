@@ -400,10 +400,7 @@ def flow_parameter_shift(
     n = cfg.n_pairs
     delta = xa[rng.choice(xa.shape[0], n, p=wa)] - xb[rng.choice(xb.shape[0], n, p=wb)]
     u, u0 = _whiten(delta, source=f"{a.source}, {b.source}")
-    n_test = max(1, int(round(cfg.test_fraction * n)))
-    test, train = u[:n_test], u[n_test:]  # the pairs are already in random order
-
-    half = cfg.box_padding * np.max(np.abs(train), axis=0)
+    test, train, half = _split(u, cfg)
     twin = _twin_spec(xa, wa, xb, wb) if cfg.calibrate else None
     out: dict[str, Any] = {
         "parameters": names,
@@ -450,8 +447,11 @@ def flow_parameter_shift(
     return out
 
 
-def _whiten(delta: np.ndarray, *, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """``u = L^-1 (delta - m)`` and the image ``u_0`` of ``delta = 0``."""
+def _whiten(
+    delta: np.ndarray, *, source: str, at: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``u = L^-1 (delta - m)`` and the images of the points ``at`` ``(K, D)``; by default the
+    image ``u_0`` ``(D,)`` of ``delta = 0``."""
     mean = delta.mean(axis=0)
     cov = np.atleast_2d(np.cov(delta, rowvar=False))
     try:
@@ -465,8 +465,17 @@ def _whiten(delta: np.ndarray, *, source: str) -> tuple[np.ndarray, np.ndarray]:
     from scipy.linalg import solve_triangular
 
     u = solve_triangular(chol, (delta - mean).T, lower=True).T
-    u0 = solve_triangular(chol, -mean, lower=True)
-    return np.ascontiguousarray(u), u0
+    if at is None:
+        return np.ascontiguousarray(u), solve_triangular(chol, -mean, lower=True)
+    return np.ascontiguousarray(u), solve_triangular(chol, (at - mean).T, lower=True).T
+
+
+def _split(u: np.ndarray, cfg: ShiftSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The test and training pairs of whitened differences ``u`` (already in random order)
+    and the half-widths of the flows' box around the training pairs."""
+    n_test = max(1, int(round(cfg.test_fraction * u.shape[0])))
+    test, train = u[:n_test], u[n_test:]
+    return test, train, cfg.box_padding * np.max(np.abs(train), axis=0)
 
 
 def _train(train: np.ndarray, half: np.ndarray, cfg: ShiftSettings, *, seed: int, threads: int):
@@ -554,7 +563,6 @@ def _twin_miss(tail: float, twin: _Twin, cfg: ShiftSettings, *, n_each: int, see
     """
     import torch
     from scipy import stats as sps
-    from scipy.linalg import solve_triangular
 
     from ..train import _torch_threads
 
@@ -572,13 +580,9 @@ def _twin_miss(tail: float, twin: _Twin, cfg: ShiftSettings, *, n_each: int, see
     xi = rng.standard_normal((TWIN_DIRECTIONS - 1, d))
     xi /= np.linalg.norm(xi, axis=1, keepdims=True)
     offsets = math.sqrt(chi2) * np.vstack([first, xi @ chol_s.T])
-    u, _ = _whiten(delta, source="calibration twin")
-    # u_0 of the pairs offset by m: the whitening of -(mean(delta) + m)
-    mean = delta.mean(axis=0)
-    chol = np.linalg.cholesky(np.atleast_2d(np.cov(delta, rowvar=False)))
-    u0s = solve_triangular(chol, -(mean[None, :] + offsets).T, lower=True).T
-    train = u[max(1, int(round(cfg.test_fraction * n))):]
-    half = cfg.box_padding * np.max(np.abs(train), axis=0)
+    # u_0 of the pairs offset by m (Delta = 0) is the image of Delta = -m of the unshifted pairs
+    u, u0s = _whiten(delta, source="calibration twin", at=-offsets)
+    _, train, half = _split(u, cfg)
     inside = [u0 for u0 in u0s if np.all(np.abs(u0) < half)]
     if not inside:
         return None
