@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 
 from flowprior._script import run_rule  # noqa: E402
 from flowprior.chains import Chain, read_chain  # noqa: E402
+from flowprior.derived import with_derived_columns  # noqa: E402
 from flowprior.params import load_parameters  # noqa: E402
 from flowprior.plan import parse_stage  # noqa: E402
 from flowprior.plots import (  # noqa: E402
@@ -53,13 +54,18 @@ def training(snakemake, space):
 def sequential(snakemake, space):
     seq = parse_stage(snakemake.wildcards.stage)
     before = "+".join(seq[:-1]) if len(seq) > 2 else seq[0]
+    # the derived quantities every posterior carries (the analysis' `derived`) as more axes
+    joint, stage1, final = with_derived_columns(
+        [read_chain(snakemake.input[k], space) for k in ("joint", "before", "sequential")]
+    )
+    reference = "reference" if snakemake.params.joint_is_reference else "joint"
     plot_sequential_vs_joint(
-        params=space,
-        joint=read_chain(snakemake.input.joint, space),
-        stage1=read_chain(snakemake.input.before, space),
-        sequential=read_chain(snakemake.input.sequential, space),
+        params=final.params,
+        joint=joint,
+        stage1=stage1,
+        sequential=final,
         labels=(
-            f"joint {'+'.join(sorted(seq))}",
+            f"{reference} {'+'.join(sorted(seq))}",
             f"stage 1: {seq[0]}" if len(seq) == 2 else f"before {seq[-1]}: {before}",
             f"sequential {'→'.join(seq)}",
         ),

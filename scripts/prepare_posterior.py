@@ -16,16 +16,19 @@ def main(snakemake):
         chain = get_problem(params.problem).chain(params.n_samples, seed=params.seed)
         log.info("problem %s: %d exact samples, seed %d", params.problem, chain.n, params.seed)
     else:
-        space = load_parameters(snakemake.input.parameters)
+        # without a parameter table: the names, labels and box the chain carries (GetDist
+        # .paramnames/.ranges, Cobaya .updated.yaml); `select` keeps some of its parameters
+        table = snakemake.input.get("parameters")
         chain = read_chain(
-            snakemake.input.chain,
-            space,
+            params.chain,
+            load_parameters(table) if table else None,
             allow_pickle=params.allow_pickle,
             outside=params.outside,
             fmt=params.fmt,
             burn_in=params.burn_in,
+            select=params.select,
         )
-        log.info("chain %s: %d samples, ESS %.1f", snakemake.input.chain, chain.n, chain.ess)
+        log.info("chain %s: %d samples, ESS %.1f", params.chain, chain.n, chain.ess)
     write_chain(chain, snakemake.output.chain)
     chain.params.write(snakemake.output.parameters)
 

@@ -14,6 +14,7 @@ def main(snakemake):
         settings=snakemake.params.settings,
         seed=snakemake.params.seed,
         threads=snakemake.threads,
+        derived=snakemake.params.derived,
     )
     run.write(samples=snakemake.output.samples, run_json=snakemake.output.run)
 

@@ -119,6 +119,7 @@ def test_chain_entry_gets_its_defaults_and_keeps_flow_override_sparse():
         "outside": "error",
         "format": None,
         "burn_in": None,
+        "select": None,
         "flow": {"kind": "maf"},  # no defaults here: unset keys keep the top-level value
     }
     assert config["posteriors"]["p"] == {"problem": "gaussian_7d", "n_samples": 500}
@@ -179,7 +180,8 @@ def test_misspelt_key_is_named(config, key, path):
         ({**MINIMAL, "figures": {"levels": "2sigma"}}, "'2sigma' is not one of"),
         ({"posteriors": {"p": {"problem": "rosenbrock"}}}, "'rosenbrock' is not one of"),
         ({"posteriors": {"p": {}}}, "'problem' is a required property"),
-        ({"posteriors": {"c": {"chain": "c.csv"}}}, "'parameters' is a required property"),
+        ({"posteriors": {"c": {"chain": "c.csv", "select": []}}}, "should be non-empty"),
+        ({"posteriors": {"c": {"chain": "c.csv", "select": "a,b"}}}, "is not of type 'array'"),
         ({"posteriors": {"a/b": {"problem": "banana"}}}, "'a/b' does not match"),
         ({"analyses": {"x": {**ANALYSIS, "sequences": [["A"]]}}}, "is too short"),
         ({"analyses": {"x": {**ANALYSIS, "samplers": ["nuts"]}}}, "'nuts' is not one of"),
@@ -341,3 +343,28 @@ def test_snakemake_dry_run_names_a_misspelt_key(tmp_path):
     assert proc.returncode != 0
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "trasforms" in ln]
     assert lines == [f"{bad}: flow.trasforms: unknown key ('trasforms' was unexpected)"], lines
+
+
+def test_derived_and_reference_of_an_analysis():
+    """`derived` is a spec or {function, kwargs}; `reference` takes a chain dataset's keys."""
+    analysis = {
+        **ANALYSIS,
+        "derived": "mine.py:s8",
+        "reference": {"chain": "joint/root", "burn_in": 0.3},
+    }
+    config = _validate({"analyses": {"a": analysis}})["analyses"]["a"]
+    assert config["derived"] == "mine.py:s8"
+    assert config["reference"] == {
+        "chain": "joint/root", "burn_in": 0.3, "allow_pickle": False, "outside": "error",
+        "format": None,
+    }  # fmt: skip
+    config = _validate({"analyses": {"a": {**analysis, "derived": {"function": "m:f"}}}})
+    assert config["analyses"]["a"]["derived"] == {"function": "m:f", "kwargs": {}}
+    for bad, message in (
+        ({"derived": "no_colon"}, "is not valid under any of the given schemas"),
+        ({"derived": {"function": "m:f", "args": []}}, "is not valid under any"),
+        ({"reference": {"burn_in": 0.3}}, "'chain' is a required property"),
+        ({"reference": {"chain": "j.csv", "select": ["a"]}}, "reference.select: unknown key"),
+    ):
+        with pytest.raises(Exception, match=message):
+            _validate({"analyses": {"a": {**analysis, **bad}}})

@@ -164,7 +164,8 @@ def test_chain_datasets_enter_through_their_flow():
     inputs = plan.sequential_inputs("A__C")
     assert inputs["likelihood_flow"] == "results/x/flows/C/model.zip"
     assert inputs["plugins"] == []
-    assert plan.stage1_inputs("C") == {"parameters": "p.yaml", "chain": "c.parquet"}
+    # a chain that is not there (yet) is its own input, for Snakemake to report it missing
+    assert plan.stage1_inputs("C") == {"parameters": "p.yaml", "chain": ["c.parquet"], "derived": []}
     assert plan.sequence_runs("A__C").fidelity == {
         "A": "results/x/flows/A/fidelity.json",
         "C": "results/x/flows/C/fidelity.json",

@@ -30,6 +30,14 @@ root (no file)     cobaya       Cobaya root ``root``: ``root.1.txt ...`` as abov
                                 ``chain`` (steps, walkers, d) in parameter-table
                                 order, walker by walker; ``log_prob`` ->
                                 log_posterior
+.nc                arviz        ArviZ InferenceData (netCDF4, read with arviz_base):
+                                group ``posterior``, chain by chain in draw order;
+                                scalar ``a`` -> column ``a``, vector ``theta`` (k)
+                                -> ``theta_0 ... theta_{k-1}`` (``theta_i_j`` for a
+                                matrix); ``log_likelihood`` group summed over its
+                                variables and their non-sample dimensions ->
+                                log_likelihood; ``sample_stats/lp`` ->
+                                log_posterior; equal weights
 .parquet / .pq     parquet      as CSV
 .npz               npz          one 1-D array per column name (no pickles inside)
 .pkl / .pickle     pickle       pocoMC result dict: ``x`` or ``samples`` (n, d) in
@@ -39,12 +47,13 @@ root (no file)     cobaya       Cobaya root ``root``: ``root.1.txt ...`` as abov
 
 Row numbers in error messages are 0-based indices of the data rows (samples); for a
 root they count the rows of the chain file named. ``burn_in`` and ``thin`` act per chain
-file of a root and per walker of an emcee backend.
+file of a root, per walker of an emcee backend and per chain of an ArviZ InferenceData.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -65,7 +74,10 @@ from .errors import InputError, _input_error
 from .params import ParameterSpace
 from .stats import kish_ess
 
-__all__ = ["Chain", "read_chain", "write_chain", "kish_ess", "LOG_COLUMNS", "FORMATS"]
+__all__ = [
+    "Chain", "chain_input_files", "read_chain", "write_chain", "kish_ess", "LOG_COLUMNS",
+    "FORMATS",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +85,9 @@ logger = logging.getLogger(__name__)
 LOG_COLUMNS = ("log_likelihood", "log_prior", "log_posterior")
 WEIGHT = "weight"
 #: Values accepted by ``read_chain(fmt=...)``.
-FORMATS = ("csv", "tsv", "txt", "getdist", "cobaya", "parquet", "npz", "pickle", "emcee")
+FORMATS = (
+    "csv", "tsv", "txt", "getdist", "cobaya", "parquet", "npz", "pickle", "emcee", "arviz"
+)
 OUTSIDE_POLICIES = ("error", "clip", "drop", "keep")
 #: Formats whose path may be a root naming several chain files.
 _ROOT_FORMATS = ("getdist", "cobaya")
@@ -88,8 +102,11 @@ _READ_SUFFIXES = {
     ".pickle": "pickle",
     ".h5": "emcee",
     ".hdf5": "emcee",
+    ".nc": "arviz",
 }
 _WRITE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+#: Parquet schema metadata key listing the derived columns of a chain (JSON list of names).
+_DERIVED_KEY = b"flowprior.derived"
 # Cobaya/GetDist column -> (chain column, factor): chain value = factor * file value.
 _COBAYA_MAP = {
     "minuslogpost": ("log_posterior", -1.0),
@@ -228,10 +245,12 @@ class Chain:
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """Columns: parameter names, ``weight``, then the present log columns."""
+        """Columns: parameter names, ``weight``, the present log columns, then the derived
+        quantities (:attr:`derived`, in their order)."""
         columns = {name: self.samples[:, i] for i, name in enumerate(self.params.names)}
         columns[WEIGHT] = self.weights
         columns.update(self.logs())
+        columns.update({k: v for k, v in self.derived.items() if k not in columns})
         return pd.DataFrame(columns, copy=True)
 
     def sha256(self) -> str:
@@ -298,7 +317,8 @@ def read_chain(
     burn_in : float or int, optional
         Samples discarded from the start: a fraction in [0, 1) or a count
         (int >= 0), applied to each chain file of a root separately and to the
-        whole chain otherwise (emcee: to each walker, like emcee's ``discard``).
+        whole chain otherwise (emcee: to each walker, like emcee's ``discard``; ArviZ:
+        to each chain).
         Default: none.
     thin : int
         Keep every ``thin``-th sample after the burn-in, per chain file (walker):
@@ -464,6 +484,7 @@ def _read_raw(kind: str, path: str | os.PathLike, params: ParameterSpace) -> _Ra
         "getdist": _read_getdist,
         "cobaya": _read_cobaya,
         "emcee": _read_emcee,
+        "arviz": _read_arviz,
     }
     try:
         kind = _sniff_txt(path) if kind == "txt" else kind
@@ -534,8 +555,20 @@ def _read_parquet(
 ) -> _Raw:
     import pyarrow.parquet as pq
 
-    _check_unique([str(n).strip() for n in pq.read_schema(path).names], source=path)
-    return _frame_columns(pd.read_parquet(path), source=path)
+    schema = pq.read_schema(path)
+    _check_unique([str(n).strip() for n in schema.names], source=path)
+    raw = _frame_columns(pd.read_parquet(path), source=path)
+    # derived quantities written by write_chain (schema metadata), kept aside, not parameters
+    marked = (schema.metadata or {}).get(_DERIVED_KEY)
+    if marked is not None:
+        try:
+            names = json.loads(marked)
+        except ValueError:
+            names = None
+        if not isinstance(names, list) or not all(n in raw.columns for n in names):
+            raise _input_error(path, "metadata", f"{_DERIVED_KEY.decode()}: not a list of columns")
+        raw.derived = [str(n) for n in names]
+    return raw
 
 
 def _read_npz(path: str | os.PathLike, *, params: ParameterSpace, kind: str) -> _Raw:
@@ -698,9 +731,173 @@ def _read_emcee(path: str | os.PathLike, *, params: Any, kind: str) -> _Raw:
     return raw
 
 
+# --------------------------------------------------------------------------- ArviZ
+
+
+def _read_arviz(path: str | os.PathLike, *, params: Any, kind: str) -> _Raw:
+    """ArviZ InferenceData (netCDF4/HDF5, read with arviz_base): the ``posterior`` group.
+
+    Rows are chain by chain (chain 0's draws in order, then chain 1's, ...), so burn-in and
+    thinning act per chain. A scalar variable ``a`` (chain, draw) is column ``a``; a variable
+    ``theta`` (chain, draw, k) gives ``theta_0 ... theta_{k-1}``, and (chain, draw, k, m)
+    ``theta_0_0, theta_0_1, ...`` (0-based positions in C order, whatever the coordinate
+    labels: parameter names must be Python identifiers, so not ArviZ's ``theta[0]``).
+    ``log_likelihood``: all its variables summed over their non-sample dimensions ->
+    log_likelihood; ``sample_stats/lp`` -> log_posterior. Equal weights.
+    """
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        raise _input_error(
+            path,
+            None,
+            "not a netCDF4/HDF5 file; an ArviZ InferenceData is written with "
+            "DataTree.to_netcdf (arviz_base) or InferenceData.to_netcdf (arviz)",
+        )
+    from arviz_base import convert_to_datatree
+
+    tree = convert_to_datatree(os.fspath(path), engine="h5netcdf")
+    try:
+        if "posterior" not in tree.children:
+            found = ", ".join(tree.children) or "none"
+            raise _input_error(
+                path, "group 'posterior'", f"missing; the file has groups: {found[:300]}"
+            )
+        posterior = tree["posterior"].to_dataset()
+        raw, shape = _arviz_posterior(posterior, params, source=path)
+        found = list(raw.columns)
+        if "log_likelihood" in tree.children:
+            dataset = tree["log_likelihood"].to_dataset()
+            if dataset.data_vars:
+                raw.columns["log_likelihood"] = sum(
+                    _arviz_draws(dataset[v], shape, where=f"log_likelihood/{v}", source=path)
+                    for v in dataset.data_vars
+                )
+                raw.where["log_likelihood"] = "group 'log_likelihood' (sum of its variables)"
+        stats = (
+            tree["sample_stats"].to_dataset().data_vars if "sample_stats" in tree.children else {}
+        )
+        if "lp" in stats:
+            raw.columns["log_posterior"] = _arviz_draws(
+                stats["lp"], shape, where="sample_stats/lp", source=path
+            )
+            raw.where["log_posterior"] = "sample_stats/lp"
+    finally:
+        tree.close()
+    if params is None:
+        raise _input_error(
+            path,
+            "params",
+            "an ArviZ InferenceData stores no prior ranges; give a parameter table (--params) "
+            f"naming posterior columns: {', '.join(found)[:300]}",
+        )
+    chains, draws = shape
+    raw.segments = [(f"{os.fspath(path)} chain {k}", draws) for k in range(chains)]
+    return raw
+
+
+def _arviz_posterior(
+    posterior: Any, params: Any, *, source: Any
+) -> tuple[_Raw, tuple[int, int]]:
+    """Columns of the posterior variables (file order) and the (chains, draws) shape."""
+    if not posterior.data_vars:
+        raise _input_error(source, "group 'posterior'", "has no variables")
+    wanted = set(params.names) if params is not None else set()
+    raw, shape = _Raw({}), None
+    for var in posterior.data_vars:
+        da = posterior[var]
+        where = f"posterior/{var}"
+        for dim in ("chain", "draw"):
+            if dim not in da.dims:
+                raise _input_error(
+                    source, where, f"has no {dim!r} dimension (dims {da.dims})"
+                )
+        da = da.transpose("chain", "draw", ...)
+        shape = shape or da.shape[:2]
+        rest = da.shape[2:]
+        names = (
+            [str(var)]
+            if not rest
+            else [f"{var}_{'_'.join(map(str, i))}" for i in np.ndindex(*rest)]
+        )
+        reserved = [n for n in names if n in (WEIGHT, *LOG_COLUMNS)]
+        if reserved:
+            logger.warning(
+                "%s: ignoring %s: %r is the name of a chain column of its own",
+                source,
+                where,
+                reserved[0],
+            )
+            continue
+        clash = [n for n in names if n in raw.columns]
+        if clash:
+            raise _input_error(
+                source, where, f"column {clash[0]!r} is also made by another posterior variable"
+            )
+        if not wanted.intersection(names):
+            raw.columns.update(dict.fromkeys(names))  # named in the "ignoring" warning only
+            continue
+        if da.dtype.kind not in "iuf":
+            raise _input_error(source, where, f"expected real numbers, got dtype {da.dtype}")
+        flat = np.asarray(da.values).reshape(shape[0] * shape[1], len(names))
+        for i, name in enumerate(names):
+            raw.columns[name] = flat[:, i]
+            raw.where[name] = f"posterior/{name}"
+    return raw, shape
+
+
+def _arviz_draws(da: Any, shape: tuple[int, int], *, where: str, source: Any) -> np.ndarray:
+    """(chains * draws,) chain by chain: ``da`` summed over all but its chain, draw dims."""
+    if da.dtype.kind not in "iuf":
+        raise _input_error(source, where, f"expected real numbers, got dtype {da.dtype}")
+    sizes = tuple(da.sizes.get(d) for d in ("chain", "draw"))
+    if sizes != tuple(shape):
+        raise _input_error(
+            source,
+            where,
+            f"(chain, draw) sizes {sizes} differ from the posterior's {tuple(shape)}",
+        )
+    values = np.asarray(da.transpose("chain", "draw", ...).values, dtype=np.float64)
+    return values.reshape(shape[0] * shape[1], math.prod(values.shape[2:])).sum(axis=1)
+
+
 # --------------------------------------------------------------------- GetDist / Cobaya
 # File layout, names, labels, derived flags and ranges are read with getdist (the field's own
 # library for these files); the numbers with numpy.loadtxt, which is what getdist uses too.
+
+
+def chain_input_files(path: str | os.PathLike, *, fmt: str | None = None) -> list[str]:
+    """The files :func:`read_chain` reads for ``path``: the file itself (with its GetDist
+    ``.paramnames``/``.ranges`` beside it), or every chain file of a GetDist/Cobaya root with
+    its ``.paramnames``, ``.ranges`` or ``.updated.yaml`` (the workflow's job inputs, so that
+    Snakemake checks them and reruns on a change).
+
+    A root whose files cannot be found is returned as itself, for Snakemake to report it
+    missing; nothing is read beyond the directory listing."""
+    p = os.fspath(path)
+    if os.path.isfile(p) or os.path.isdir(p):
+        side = [str(c) for c in _paramnames_candidates(p) if c.is_file()][:1]
+        if side:
+            side += [s for s in [side[0][: -len(".paramnames")] + ".ranges"] if os.path.isfile(s)]
+        return [p, *side]
+    if fmt is not None and fmt not in _ROOT_FORMATS:
+        return [p]
+    try:
+        kind = fmt or _root_kind(p)
+    except ImportError:  # getdist missing: read_chain will say so
+        return [p]
+    separator = {"getdist": "_", "cobaya": "."}.get(kind or "")
+    if separator is None:
+        return [p]
+    found = _numbered_files(p, separator)
+    files = [found[k] for k in sorted(found)]
+    if kind == "getdist":
+        side = [p + ".paramnames", p + ".ranges"]
+    else:
+        from getdist.cobaya_interface import cobaya_params_file
+
+        side = [cobaya_params_file(p)] if cobaya_params_file(p) else []
+    return (files + [s for s in side if s and os.path.isfile(s)]) or [p]
 
 
 def _is_root(path: str | os.PathLike) -> bool:
@@ -1409,8 +1606,11 @@ def write_chain(
 
     Notes
     -----
-    Columns: parameter names, ``weight``, then the present log columns, all
-    float64; values round-trip bit for bit (and so does :meth:`Chain.sha256`).
+    Columns: parameter names, ``weight``, then the present log columns, then the
+    derived quantities (:attr:`Chain.derived`), all float64; values round-trip bit for
+    bit (and so does :meth:`Chain.sha256`). Parquet marks the derived columns in its
+    schema metadata, so :func:`read_chain` gives them back as derived (a CSV reader sees
+    them as unknown columns).
     """
     kind = fmt if fmt is not None else _WRITE_SUFFIXES.get(Path(path).suffix.lower())
     if kind not in ("parquet", "csv"):
@@ -1422,8 +1622,16 @@ def write_chain(
         )
     df = chain.to_frame()
     if kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        if chain.derived:
+            meta = dict(table.schema.metadata or {})
+            meta[_DERIVED_KEY] = json.dumps(list(chain.derived)).encode()
+            table = table.replace_schema_metadata(meta)
         with atomic_output_path(path) as tmp:
-            df.to_parquet(tmp, index=False, engine="pyarrow")
+            pq.write_table(table, tmp)
     else:
         with atomic_write(path, "w") as fh:
             df.to_csv(fh, index=False, lineterminator="\n")

@@ -385,6 +385,27 @@ def dataset_likelihood(
     return FlowLikelihood(flow_model, dataset=name)
 
 
+def derived_quantities(derived: Any, params, *, where: str = "derived"):
+    """The analysis' ``derived`` plug-in (None when unset), probed at three points of the
+    prior box so that a broken function stops a job before its sampler runs."""
+    from .derived import DerivedQuantities
+
+    fn = DerivedQuantities.from_config(derived, names=params.names, source=where)
+    if fn is not None:
+        fn.probe(params.lower, params.upper)
+    return fn
+
+
+def with_derived(run, derived) -> Any:
+    """``run`` with the derived quantities of ``derived`` (a :class:`DerivedQuantities` or
+    None) among its chain's derived columns, recorded in ``info["derived"]``."""
+    if derived is None:
+        return run
+    run.chain = derived.apply(run.chain)
+    run.info["derived"] = {"function": derived.spec, "names": list(derived(run.chain.samples[:1]))}
+    return run
+
+
 def run_sampler(
     sampler: str,
     *,
@@ -454,6 +475,7 @@ def run_stage1(
     settings: Mapping[str, Any] | None,
     seed: int,
     threads: int = 1,
+    derived: Any = None,
 ):
     """Stage-1 posterior of one dataset: a sampler under the box prior, or the dataset's chain.
 
@@ -471,6 +493,9 @@ def run_stage1(
     seed : int
         The analysis seed; the job runs with ``derive_seed(seed, "stage1", dataset)``.
     threads : int
+    derived : str or mapping, optional
+        The analysis' ``derived`` setting (:mod:`flowprior.derived`): evaluated on every
+        sample; its quantities join the chain's derived columns.
 
     Returns
     -------
@@ -478,12 +503,12 @@ def run_stage1(
         For a chain dataset, the chain with ``info["sampler"] == "chain"`` and no evidence.
     """
     from .priors import BoxPrior
-    from .samplers import SamplerRun
 
+    fn = derived_quantities(derived, params)
     if "likelihood" in entry:
         loglike = dataset_likelihood(dataset, entry, dim=params.dim)
         job_seed = derive_seed(seed, "stage1", dataset)
-        return run_sampler(
+        run = run_sampler(
             sampler,
             prior=BoxPrior(params, seed=job_seed),
             loglike=loglike,
@@ -492,7 +517,16 @@ def run_stage1(
             threads=threads,
             where=f"stage1: {dataset}",
         )
+        return with_derived(run, fn)
+    return with_derived(read_chain_run(entry, params, kind="chain"), fn)
+
+
+def read_chain_run(entry: Mapping[str, Any], params, *, kind: str):
+    """A chain entry (``chain``, ``format``, ``burn_in``, ``outside``, ``allow_pickle``) read
+    over the analysis' parameters, as a run without an evidence (``info["sampler"]`` is
+    ``kind``: ``"chain"`` for a chain dataset, ``"reference"`` for a reference chain)."""
     from .chains import read_chain
+    from .samplers import SamplerRun
 
     chain = read_chain(
         entry["chain"],
@@ -503,7 +537,7 @@ def run_stage1(
         burn_in=entry.get("burn_in"),
     )
     info = {
-        "sampler": "chain",
+        "sampler": kind,
         "source": str(entry["chain"]),
         "sha256": chain.sha256(),
         "n_samples": chain.n,
@@ -512,6 +546,19 @@ def run_stage1(
         "log_evidence_err": None,
     }
     return SamplerRun(chain=chain, info=info)
+
+
+def run_reference(
+    *, entry: Mapping[str, Any], params, stage: str, derived: Any = None
+):
+    """The published joint posterior of an analysis (``reference``), read like a chain
+    dataset over the analysis' parameters; a parameter missing from the chain is a one-line
+    error naming the file and the column. It stands in for the joint run of ``stage`` (all
+    the analysis' datasets) in the agreement diagnostics, figures and verdicts."""
+    fn = derived_quantities(derived, params)
+    run = read_chain_run(entry, params, kind="reference")
+    run.info["stage"] = stage
+    return with_derived(run, fn)
 
 
 def run_sequential(
@@ -524,6 +571,7 @@ def run_sequential(
     settings: Mapping[str, Any],
     seed: int,
     threads: int = 1,
+    derived: Any = None,
 ):
     """One sequential stage: flow prior of the previous stage times the last dataset.
 
@@ -559,6 +607,7 @@ def run_sequential(
     last = names[-1]
     job_seed = derive_seed(seed, "sequential", stage, sampler)
     prior = FlowPrior.load(prior_model, seed=job_seed)
+    fn = derived_quantities(derived, prior.params)
     loglike = dataset_likelihood(
         last, datasets[last], dim=prior.dim, flow_model=likelihood_flow
     )
@@ -583,7 +632,7 @@ def run_sequential(
             f"{last} is a chain dataset: log_evidence is "
             f"log Z_({stage}) - log Z_(prev) - log Z_{last}"
         )
-    return run
+    return with_derived(run, fn)
 
 
 def flow_correction(
@@ -647,6 +696,7 @@ def run_joint(
     settings: Mapping[str, Any] | None,
     seed: int,
     threads: int = 1,
+    derived: Any = None,
 ):
     """Joint reference: a sampler on the product of the stage's likelihoods under the box prior.
 
@@ -674,6 +724,7 @@ def run_joint(
     from .priors import BoxPrior
 
     names = parse_stage(stage)
+    fn = derived_quantities(derived, params)
     factors = [dataset_likelihood(n, datasets[n], dim=params.dim) for n in names]
     job_seed = derive_seed(seed, "joint", stage)
     run = run_sampler(
@@ -686,4 +737,4 @@ def run_joint(
         where=f"joint: {stage}",
     )
     run.info["stage"] = stage
-    return run
+    return with_derived(run, fn)

@@ -154,6 +154,10 @@ class Layout:
         """Run directory of a joint reference."""
         return f"{self.results}/{analysis}/joint/{stage}"
 
+    def reference(self, analysis: str) -> str:
+        """Run directory of an analysis' reference chain (a published joint posterior)."""
+        return f"{self.results}/{analysis}/reference"
+
     def diagnostics(self, analysis: str, stage: str) -> str:
         return f"{self.results}/{analysis}/diagnostics/{stage}.json"
 
@@ -163,7 +167,7 @@ class Layout:
     def tables(self, analysis: str) -> dict[str, str]:
         """Tables of an analysis by name (CSV) and ``markdown`` (all of them on one page)."""
         base = f"{self.results}/{analysis}/tables"
-        names = ["verdicts", "flow_fidelity", "agreement", "tension", "evidence", "cost"]
+        names = ["verdicts", "flow_fidelity", "agreement", "derived", "tension", "evidence", "cost"]
         return {**{n: f"{base}/{n}.csv" for n in names}, "markdown": f"{base}/tables.md"}
 
     def figure(self, analysis: str, name: str) -> str:
@@ -303,6 +307,10 @@ class AnalysisPlan:
     joint : tuple of str
         Joint references (canonical ids, :func:`joint_id`) of every prefix whose datasets
         all have likelihoods, when ``joint`` is on.
+    reference : str or None
+        The joint id that the analysis' ``reference`` chain stands for (all its datasets),
+        when it has one and no joint run of those datasets: the sequences of all the datasets
+        are then compared with it.
     """
 
     name: str
@@ -313,6 +321,7 @@ class AnalysisPlan:
     flows: tuple[str, ...] = ()
     sequential: tuple[str, ...] = ()
     joint: tuple[str, ...] = ()
+    reference: str | None = None
     layout: Layout = LAYOUT
 
     @classmethod
@@ -368,6 +377,11 @@ class AnalysisPlan:
                 sequential[stage_id(seq[:k])] = None
                 if self.entry["joint"] and all(self.has_likelihood(d) for d in seq[:k]):
                     joint[joint_id(seq[:k], self.dataset_order)] = None
+        reference = None
+        if self.entry.get("reference"):
+            reference = joint_id(self.dataset_order, self.dataset_order)
+            if reference in joint:  # a likelihood joint of all the datasets wins
+                reference = None
         return AnalysisPlan(
             name=self.name,
             entry=self.entry,
@@ -377,6 +391,7 @@ class AnalysisPlan:
             flows=tuple(flows),
             sequential=tuple(sequential),
             joint=tuple(joint),
+            reference=reference,
             layout=self.layout,
         )
 
@@ -428,6 +443,36 @@ class AnalysisPlan:
         """Threads of each sampler job."""
         return int(self.entry["threads"])
 
+    @property
+    def derived(self) -> Any:
+        """The ``derived`` setting (None: no derived quantities)."""
+        return self.entry.get("derived")
+
+    def derived_files(self) -> list[str]:
+        """The derived function's source file (``path.py:function``; a rerun trigger)."""
+        from .derived import derived_spec
+
+        spec = derived_spec(self.derived)
+        if spec is None:
+            return []
+        source = spec[0].rsplit(":", 1)[0]
+        return [source] if source.endswith(".py") else []
+
+    def chain_files(self, entry: Mapping[str, Any]) -> list[str]:
+        """The files a chain entry reads: the file, or every file of a GetDist/Cobaya root
+        (:func:`flowprior.chains.chain_input_files`)."""
+        from .chains import chain_input_files
+
+        return chain_input_files(entry["chain"], fmt=entry.get("format"))
+
+    def reference_inputs(self) -> dict[str, Any]:
+        """The parameter table, the reference chain's files and the derived function's."""
+        return {
+            "parameters": self.parameters,
+            "chain": self.chain_files(self.entry["reference"]),
+            "derived": self.derived_files(),
+        }
+
     def has_likelihood(self, dataset: str) -> bool:
         """True for a likelihood plug-in, False for a chain dataset."""
         return "likelihood" in self.entry["datasets"][dataset]
@@ -474,11 +519,11 @@ class AnalysisPlan:
 
     def stage1_inputs(self, dataset: str) -> dict[str, Any]:
         """The parameter table, and the chain (chain dataset) or plug-in files."""
-        out: dict[str, Any] = {"parameters": self.parameters}
+        out: dict[str, Any] = {"parameters": self.parameters, "derived": self.derived_files()}
         if self.has_likelihood(dataset):
             out["plugins"] = self.plugin_files([dataset])
         else:
-            out["chain"] = self.entry["datasets"][dataset]["chain"]
+            out["chain"] = self.chain_files(self.entry["datasets"][dataset])
         return out
 
     def flow_chain(self, stage: str) -> str:
@@ -497,6 +542,7 @@ class AnalysisPlan:
             "parameters": self.parameters,
             "prior": self.layout.flow_files(prior)["model"],
             "plugins": self.plugin_files([last]),
+            "derived": self.derived_files(),
         }
         if not self.has_likelihood(last):
             flow = self.layout.analysis_flow(self.name, last)
@@ -504,7 +550,11 @@ class AnalysisPlan:
         return out
 
     def joint_inputs(self, stage: str) -> dict[str, Any]:
-        return {"parameters": self.parameters, "plugins": self.plugin_files(parse_stage(stage))}
+        return {
+            "parameters": self.parameters,
+            "plugins": self.plugin_files(parse_stage(stage)),
+            "derived": self.derived_files(),
+        }
 
     # -- sequences and their diagnostics
     def sequence_ids(self) -> list[str]:
@@ -534,11 +584,26 @@ class AnalysisPlan:
             stage1={d: lay.stage1(a, d) for d in dict.fromkeys(seq)},
             previous=previous,
             sequential={m: lay.sequential(a, stage, m) for m in self.samplers},
-            joint=lay.joint(a, joint) if joint in self.joint else None,
+            joint=self._joint_dir(joint),
             fidelity={
                 f: lay.flow_files(lay.analysis_flow(a, f))["fidelity"]
                 for f in self.sequence_flows(seq)
             },
+        )
+
+    def _joint_dir(self, joint: str) -> str | None:
+        """Run directory standing for the joint posterior ``joint``: its joint run, else the
+        reference chain's (when it covers those datasets), else None."""
+        if joint in self.joint:
+            return self.layout.joint(self.name, joint)
+        if joint == self.reference:
+            return self.layout.reference(self.name)
+        return None
+
+    def joint_is_reference(self, stage: str) -> bool:
+        """Whether a sequence's joint posterior is the analysis' reference chain."""
+        return self.reference is not None and (
+            self.sequence_runs(stage).joint == self.layout.reference(self.name)
         )
 
     def before_samples(self, stage: str) -> str:
@@ -555,8 +620,9 @@ class AnalysisPlan:
 
     # -- outputs
     def outputs(self) -> dict[str, Any]:
-        """Every per-job directory, by kind: ``stage1``, ``flows``, ``joint`` (id -> dir) and
-        ``sequential`` (stage -> sampler -> dir)."""
+        """Every per-job directory, by kind: ``stage1``, ``flows``, ``joint`` (id -> dir: the
+        joint runs, and the reference chain under the id it stands for) and ``sequential``
+        (stage -> sampler -> dir)."""
         lay, a = self.layout, self.name
         return {
             "stage1": {d: lay.stage1(a, d) for d in self.stage1},
@@ -564,7 +630,10 @@ class AnalysisPlan:
             "sequential": {
                 s: {m: lay.sequential(a, s, m) for m in self.samplers} for s in self.sequential
             },
-            "joint": {j: lay.joint(a, j) for j in self.joint},
+            "joint": {
+                **{j: lay.joint(a, j) for j in self.joint},
+                **({self.reference: lay.reference(a)} if self.reference else {}),
+            },
         }
 
     def output_files(self) -> list[str]:
@@ -606,6 +675,8 @@ class AnalysisPlan:
         for s in self.sequential:
             out.update({f"sequential {s} {m}": bench(a, "sequential", s, m) for m in self.samplers})
         out.update({f"joint {j}": bench(a, "joint", j) for j in self.joint})
+        if self.reference:
+            out[f"joint {self.reference}"] = bench(a, "reference")
         return out
 
     def figures(self) -> list[str]:

@@ -18,6 +18,7 @@ rule stage1:
         sampler=analysis("stage1_sampler"),
         settings=lambda wc: plan(wc).sampler_settings(plan(wc).stage1_sampler),
         seed=analysis("seed"),
+        derived=analysis("derived"),
     script:
         "../../scripts/stage1.py"
 
@@ -40,6 +41,7 @@ rule sequential:
         datasets=analysis("datasets"),
         settings=lambda wc: plan(wc).sampler_settings(wc.sampler),
         seed=analysis("seed"),
+        derived=analysis("derived"),
     script:
         "../../scripts/sequential.py"
 
@@ -63,8 +65,31 @@ rule joint:
         sampler=analysis("joint_sampler"),
         settings=lambda wc: plan(wc).sampler_settings(plan(wc).joint_sampler),
         seed=analysis("seed"),
+        derived=analysis("derived"),
     script:
         "../../scripts/joint.py"
+
+
+rule reference:
+    """The analysis' reference chain (a published joint posterior of all its datasets), read
+    over the analysis' parameters: the joint posterior of the sequences of all the datasets
+    where no joint run has one."""
+    input:
+        unpack(lambda wc: plan(wc).reference_inputs()),
+    output:
+        **LAYOUT.run_files(LAYOUT.reference("{analysis}")),
+    log:
+        LAYOUT.log("{analysis}", "reference"),
+    benchmark:
+        LAYOUT.benchmark("{analysis}", "reference")
+    conda:
+        "../../envs/flowprior.yaml"
+    params:
+        entry=lambda wc: plan(wc).entry["reference"],
+        stage=analysis("reference"),
+        derived=analysis("derived"),
+    script:
+        "../../scripts/reference.py"
 
 
 rule summarise_analysis:

@@ -37,6 +37,7 @@ from flowprior.plan import (
     parse_stage,
     posterior_flow_settings,
 )
+from flowprior.chains import chain_input_files
 from flowprior.samplers import sampler_names
 
 POSTERIORS = list(config["posteriors"])
@@ -80,6 +81,15 @@ def posterior_file(key):
         return posterior_cfg(wildcards.posterior).get(key, [])
 
     return get
+
+
+def posterior_chain_files(wildcards):
+    """Input function: every file an external chain entry reads (a GetDist/Cobaya root's
+    chain files and its .paramnames/.ranges/.updated.yaml); nothing for a `problem` entry."""
+    entry = posterior_cfg(wildcards.posterior)
+    if "chain" not in entry:
+        return []
+    return chain_input_files(entry["chain"], fmt=entry.get("format"))
 
 
 def posterior_setting(key):

@@ -91,6 +91,7 @@ rule plot_sequential:
         "../../envs/plots.yaml"
     params:
         levels=config["figures"]["levels"],
+        joint_is_reference=lambda wc: plan(wc).joint_is_reference(wc.stage),
     script:
         "../../scripts/plot_analysis.py"
 

@@ -5,7 +5,7 @@ rule prepare_posterior:
     prior box and converted.
     """
     input:
-        chain=posterior_file("chain"),
+        chain=posterior_chain_files,
         parameters=posterior_file("parameters"),
     output:
         **LAYOUT.posterior("{posterior}"),
@@ -17,6 +17,8 @@ rule prepare_posterior:
         "../../envs/flowprior.yaml"
     params:
         problem=posterior_setting("problem"),
+        chain=posterior_setting("chain"),
+        select=posterior_setting("select"),
         n_samples=posterior_setting("n_samples"),
         allow_pickle=posterior_setting("allow_pickle"),
         outside=posterior_setting("outside"),

@@ -512,6 +512,8 @@ def _agreement(runs: SequenceRuns) -> dict[str, Any]:
             )
             result[sampler] = entry
     out: dict[str, Any] = {"agreement": result}
+    if runs.joint is not None:
+        out["agreement_reference"] = _reference_kind(runs.joint_run.get("sampler", "unknown"))
     samplers = list(runs.finals)
     if len(samplers) > 1:
         xf, wf = _arrays(runs.finals[samplers[0]])
@@ -521,6 +523,55 @@ def _agreement(runs: SequenceRuns) -> dict[str, Any]:
             cross["c2st"] = runs.c2st(xo, xf, wx=wo, wy=wf)
             out[cross_key(other, samplers[0])] = cross
     return out
+
+
+def _derived(runs: SequenceRuns) -> dict[str, Any]:
+    """The derived quantities every final posterior carries (the analysis' ``derived``, or a
+    chain's own): weighted mean and sd of each final posterior, of the joint one, and the
+    shift and sd ratio against the joint one where there is one."""
+    chains = dict(runs.finals)
+    if runs.joint is not None:
+        chains[_JOINT_LABEL] = runs.joint
+    if not chains:
+        return {}
+    names = [n for n in next(iter(chains.values())).derived
+             if all(n in c.derived for c in chains.values())]  # fmt: skip
+    if not names:
+        return {}
+
+    def moments(chain: Chain) -> tuple[np.ndarray, np.ndarray]:
+        keep = chain.weights > 0
+        x = np.column_stack([chain.derived[n][keep] for n in names])
+        return weighted_mean_sd(x, chain.weights[keep])
+
+    ref = moments(runs.joint) if runs.joint is not None else None
+    out: dict[str, Any] = {}
+    for label, chain in chains.items():
+        mean, sd = moments(chain)
+        entry: dict[str, Any] = {}
+        for i, n in enumerate(names):
+            row = {"mean": float(mean[i]), "sd": float(sd[i]),
+                   "mean_shift_in_ref_sd": None, "sd_ratio": None}  # fmt: skip
+            if ref is not None and label != _JOINT_LABEL and ref[1][i] > 0:
+                row["mean_shift_in_ref_sd"] = float((mean[i] - ref[0][i]) / ref[1][i])
+                row["sd_ratio"] = float(sd[i] / ref[1][i])
+            entry[n] = row
+        out[label] = entry
+    source = runs.joint_run.get("sampler") if runs.joint is not None else None
+    return {"derived": {"quantities": names, "reference": _reference_kind(source),
+                        "by_run": out}}  # fmt: skip
+
+
+#: Label of the joint posterior among the runs of the derived-quantity record.
+_JOINT_LABEL = "joint"
+
+
+def _reference_kind(sampler: str | None) -> str | None:
+    """What the sequence is compared with: ``"reference chain"`` (the analysis' published
+    joint posterior), ``"joint run"``, or None without one."""
+    if sampler is None:
+        return None
+    return "reference chain" if sampler == "reference" else "joint run"
 
 
 def _vs_exact(runs: SequenceRuns) -> dict[str, Any]:
@@ -705,6 +756,8 @@ def _evidence_consistency(runs: SequenceRuns) -> dict[str, Any]:
 for _q in (
     Quantity("agreement", _agreement, "Each sampler's final posterior against the joint one "
              "(agreement, C2ST, sliced Wasserstein); every other sampler against the first."),
+    Quantity("derived", _derived, "The derived quantities of the final (and joint) "
+             "posteriors: weighted mean and sd, and shift and sd ratio against the joint one."),
     Quantity("vs_exact", _vs_exact, "Final and joint posteriors against exact samples and the "
              "exact log evidence (built-in analytic problems only)."),
     Quantity("tension", _tension, "Parameter shift (Gaussian and flow-based, on the configured "

@@ -18,6 +18,10 @@ from .sequence import FLOW_SHIFT_KEYS, cross_comparisons, quantities
 
 __all__ = ["analysis_tables", "cost_table", "study_markdown", "tables_markdown"]
 
+#: Columns of the ``derived`` table (one row per sequence, run and derived quantity; the
+#: shift and sd ratio are against the joint posterior, empty without one).
+_DERIVED_COLUMNS = ["sequence", "run", "quantity", "mean", "sd", "mean_shift_in_ref_sd", "sd_ratio"]
+
 def analysis_tables(summary: Mapping[str, Any], *, costs: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """The tables of an analysis from its ``summary.json`` content.
 
@@ -28,15 +32,20 @@ def analysis_tables(summary: Mapping[str, Any], *, costs: pd.DataFrame | None = 
     ``shift_disagreement`` (true when they differ by more than 1 sigma) and ``shift_used`` (the
     one the verdict used).
 
-    Returns ``{"verdicts", "flow_fidelity", "agreement", "tension", "evidence", "cost"}``
-    DataFrames (``cost`` only when ``costs`` is given: one row per job, from the benchmark
+    The ``agreement`` table's ``reference`` is ``joint`` (a joint run) or ``reference`` (the
+    analysis' reference chain, a published joint posterior); the ``derived`` table has, per
+    sequence, run and derived quantity (the analysis' ``derived``), the weighted mean and sd,
+    and the shift (in the joint sd) and sd ratio against the joint posterior.
+
+    Returns ``{"verdicts", "flow_fidelity", "agreement", "derived", "tension", "evidence",
+    "cost"}`` DataFrames (``cost`` only when ``costs`` is given: one row per job, from the benchmark
     files and the run records). A registered quantity with ``columns``
     (:class:`~flowprior.diagnostics.Quantity`) adds its columns to the sequence's row of
     ``verdicts``. Unknown values (e.g. the log Z error of pocoMC with ``precondition:
     false``) are None/NaN here, empty in CSV and "–" in :func:`tables_markdown`; an evidence
     row whose ``n_sigma`` could not be computed says why in ``n_sigma_skipped``.
     """
-    verdicts, fid, agree, tension, evidence = [], [], [], [], []
+    verdicts, fid, agree, tension, evidence, derived = [], [], [], [], [], []
     for stage, f in summary.get("fidelity", {}).items():
         fid.append({
             "flow": stage,
@@ -59,8 +68,14 @@ def analysis_tables(summary: Mapping[str, Any], *, costs: pd.DataFrame | None = 
             if q.columns is not None and diag:
                 row.update(q.columns(diag))
         verdicts.append(row)
+        ref = "reference" if diag.get("agreement_reference") == "reference chain" else "joint"
         for sampler, a in diag.get("agreement", {}).items():
-            agree.append(_agreement_row(label, sampler, "joint", a))
+            agree.append(_agreement_row(label, sampler, ref, a))
+        dq = diag.get("derived") or {}
+        for run, by_name in dq.get("by_run", {}).items():
+            for name, row in by_name.items():
+                derived.append({"sequence": label, "run": ref if run == "joint" else run,
+                                "quantity": name, **row})  # fmt: skip
         for other, first, a in cross_comparisons(diag):
             agree.append(_agreement_row(label, other, first, a))
         for run, e in diag.get("vs_exact", {}).items():
@@ -109,6 +124,7 @@ def analysis_tables(summary: Mapping[str, Any], *, costs: pd.DataFrame | None = 
         "verdicts": pd.DataFrame(verdicts, columns=_columns(["sequence", "verdict", "reasons"], verdicts)),
         "flow_fidelity": pd.DataFrame(fid),
         "agreement": pd.DataFrame(agree),
+        "derived": pd.DataFrame(derived, columns=_columns(_DERIVED_COLUMNS, derived)),
         "tension": pd.DataFrame(tension),
         "evidence": pd.DataFrame(evidence),
     }
