@@ -7,7 +7,9 @@ One study covers every end-to-end check (tests/conftest.py runs it in the sessio
 - ``posteriors.ext``: an external chain entry (a CSV chain with weights and a parameter table
   in the run directory, with a per-entry ``flow.threads``), and
 - ``analyses.mine``: the README's worked example, a likelihood in a standalone ``.py`` file
-  outside the run directory and a stage-1 posterior that exists only as a CSV chain;
+  outside the run directory, a stage-1 posterior that exists only as a CSV chain, a published
+  joint chain (a GetDist root written by getdist, with a derived column) as the reference, and
+  a derived quantity from a ``.py`` file;
 - ``analyses.nested``: a 2-D linear-Gaussian analysis run with the nested sampler (nautilus)
   alone: stage 1 and the joint under the box prior, the sequential stage under the flow's
   prior transform.
@@ -52,6 +54,41 @@ LIKELIHOOD = textwrap.dedent(
         return -0.5 * np.sum(z**2, axis=1) - np.sum(np.log(sd)) - np.log(2 * np.pi)
     '''
 )
+
+
+DERIVED = textwrap.dedent(
+    '''
+    """A user's derived quantities."""
+
+    def quantities(theta):
+        return {"total": theta[:, 0] + theta[:, 1]}
+    '''
+)
+#: Samples of the published joint chain of ``mine`` (the exact A x B posterior), per file.
+N_REFERENCE = (3000, 3000)
+
+
+def exact_joint() -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd of the exact posterior of ``mine``: the product of the two Gaussians."""
+    prec = 1 / SD_A**2 + 1 / SD_B**2
+    return (MU_A / SD_A**2 + MU_B / SD_B**2) / prec, np.sqrt(1 / prec)
+
+
+def write_reference(root: Path) -> None:
+    """The published joint chain of ``mine``: a GetDist root written by getdist (two chain
+    files, ranges, a derived column ``sum_sq`` that flowprior keeps aside)."""
+    from getdist import MCSamples
+
+    mean, sd = exact_joint()
+    rng = np.random.default_rng(11)
+    parts = [mean + sd * rng.standard_normal((n, 2)) for n in N_REFERENCE]
+    parts = [np.column_stack([x, (x**2).sum(axis=1)]) for x in parts]
+    MCSamples(
+        samples=parts,
+        loglikes=[0.5 * ((x[:, :2] - mean) / sd) ** 2 @ np.ones(2) for x in parts],
+        names=["mass", "width", "sum_sq*"],
+        ranges={"mass": [-5, 5], "width": [-5, 5]},
+    ).saveChainsAsText(str(root))
 
 
 def snakemake_env() -> dict[str, str]:
@@ -178,6 +215,8 @@ def write_study(base: Path) -> Study:
 
     # analyses.mine: the README's worked example, files outside the run directory
     (user / "mylike.py").write_text(LIKELIHOOD)
+    (user / "derived.py").write_text(DERIVED)
+    write_reference(user / "joint")
     xa = MU_A + SD_A * np.random.default_rng(3).standard_normal((6000, 2))
     pd.DataFrame({"mass": xa[:, 0], "width": xa[:, 1]}).to_csv(user / "stage_a.csv", index=False)
     (user / "params.yaml").write_text(
@@ -202,11 +241,12 @@ def write_study(base: Path) -> Study:
             },
         },
         "sequences": [["A", "B"]],
-        "samplers": ["pocomc", "emcee"],
+        "samplers": ["pocomc"],
+        "derived": f"{user / 'derived.py'}:quantities",
+        "reference": {"chain": str(user / "joint")},
         # the library's flow defaults, not config/test.yaml's tiny flow: a user's settings
         "flow": {"hidden": [64, 64], "eval_every": 100, "max_steps": 1500, "patience": 500},
         "pocomc": {"n_effective": 512, "n_active": 256, "n_total": 2048},
-        "emcee": {"walkers": 16, "steps": 2000},
         # the flow parameter shift is checked on gaussian_linear (config/test.yaml)
         "diagnostics": {"tension": {"method": "gaussian"}},
     }

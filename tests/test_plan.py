@@ -172,6 +172,33 @@ def test_chain_datasets_enter_through_their_flow():
     }
 
 
+def test_a_reference_chain_stands_for_the_joint_of_all_datasets():
+    """`reference`: the joint posterior of the sequences of all datasets where no joint run
+    has them (chain datasets, or joint: false); a likelihood joint of them wins."""
+    config = analysis(sequences=[["A", "B", "C"], ["C", "A", "B"], ["A", "B"]],
+                      joint=False, derived="mine/derived.py:q",
+                      reference={"chain": "published/root"})  # fmt: skip
+    plan = AnalysisPlan.from_config("x", config)
+    assert plan.reference == "A__B__C" and plan.joint == ()
+    for seq in ("A__B__C", "C__A__B"):
+        assert plan.sequence_runs(seq).joint == "results/x/reference"
+        assert plan.joint_is_reference(seq)
+    assert plan.sequence_runs("A__B").joint is None and not plan.joint_is_reference("A__B")
+    assert plan.outputs()["joint"] == {"A__B__C": "results/x/reference"}
+    assert "results/x/reference/samples.parquet" in plan.output_files()
+    assert plan.benchmarks()["joint A__B__C"] == "results/benchmarks/x/reference.tsv"
+    assert plan.reference_inputs() == {
+        "parameters": "p.yaml", "chain": ["published/root"], "derived": ["mine/derived.py"],
+    }  # fmt: skip
+    assert plan.stage1_inputs("A")["derived"] == ["mine/derived.py"]
+    assert plan.joint_inputs("A__B")["derived"] == ["mine/derived.py"]
+    assert "sequential_A__B__C_pocomc" in " ".join(plan.figures())
+    # with the likelihood joint of all three, the joint run is the reference
+    both = analysis(sequences=[["A", "B", "C"]], reference={"chain": "published/root"})
+    plan = AnalysisPlan.from_config("x", both)
+    assert plan.reference is None and plan.sequence_runs("A__B__C").joint == "results/x/joint/A__B__C"
+
+
 def test_plugin_files_list_py_sources_and_declared_inputs_once():
     config = analysis(sequences=[["A", "B"]])
     ds = config["analyses"]["x"]["datasets"]

@@ -431,28 +431,64 @@ def test_e2e_nested_sampler_every_stage(e2e_study):
 
 def test_e2e_external_likelihood_and_csv_chain(e2e_study):
     """The README's worked example (analysis ``mine``): a likelihood in a standalone .py file
-    outside the run directory and a stage-1 posterior that exists only as a CSV chain."""
+    outside the run directory, a stage-1 posterior that exists only as a CSV chain, a published
+    joint chain (GetDist root) as the reference and a derived quantity (``total``)."""
     import json
 
     import numpy as np
     from scipy import stats
 
-    from e2e import MU_A, MU_B, SD_A, SD_B
+    from e2e import MU_A, MU_B, N_REFERENCE, SD_A, SD_B, exact_joint, job_blocks
+
+    from flowprior.chains import read_chain
+    from flowprior.params import load_parameters
 
     work = e2e_study.workdir
     assert not e2e_study.user.is_relative_to(work)  # the user's files lie outside the run
     summary = json.loads((work / "results/mine/summary.json").read_text())
-    assert summary["joint"] == {}  # A has no likelihood: no joint reference
+    # A has no likelihood, so no joint run: the reference chain stands for the joint posterior
+    reference = summary["joint"]["A__B"]["run_info"]
+    assert reference["sampler"] == "reference" and reference["log_evidence"] is None
+    assert reference["n_samples"] == sum(N_REFERENCE)
+    assert not (work / "results/mine/joint").exists()
     assert summary["stage1"]["A"]["run_info"]["sampler"] == "chain"
-    # closed form: product of the two Gaussians
-    prec = 1 / SD_A**2 + 1 / SD_B**2
-    mean = (MU_A / SD_A**2 + MU_B / SD_B**2) / prec
-    sd = np.sqrt(1 / prec)
+    # the root's files are the reference job's inputs (Snakemake checks them, reruns on change)
+    (block,) = job_blocks(e2e_study.output, "reference")
+    for name in ("joint_1.txt", "joint_2.txt", "joint.paramnames", "joint.ranges", "derived.py"):
+        assert name in block, (name, block)
+    # closed form: product of the two Gaussians; `total` = mass + width
+    mean, sd = exact_joint()
     log_z = stats.norm.logpdf(MU_A, MU_B, np.sqrt(SD_A**2 + SD_B**2)).sum()
-    for sampler in ("pocomc", "emcee"):
-        frame = pd.read_parquet(work / f"results/mine/sequential/A__B/{sampler}/samples.parquet")
-        w = frame["weight"].to_numpy()
-        got = np.average(frame[["mass", "width"]].to_numpy(), weights=w, axis=0)
-        np.testing.assert_allclose(got, mean, atol=0.1 * sd.max() + 0.02, err_msg=sampler)
+    space = load_parameters(e2e_study.user / "params.yaml")
+    frame = pd.read_parquet(work / "results/mine/sequential/A__B/pocomc/samples.parquet")
+    w = frame["weight"].to_numpy()
+    got = np.average(frame[["mass", "width"]].to_numpy(), weights=w, axis=0)
+    np.testing.assert_allclose(got, mean, atol=0.1 * sd.max() + 0.02)
     run = summary["sequential"]["A__B"]["pocomc"]["run_info"]
     assert run["log_evidence"] == pytest.approx(log_z, abs=0.1)  # log Z_{B|A}
+    # the derived quantity on every run, exactly its function of the samples
+    assert run["derived"]["names"] == ["total"]
+    for rel in ("sequential/A__B/pocomc", "stage1/A", "stage1/B", "reference"):
+        chain = read_chain(work / f"results/mine/{rel}/samples.parquet", space)
+        np.testing.assert_array_equal(chain.derived["total"], chain.samples.sum(axis=1), rel)
+    assert "sum_sq" in read_chain(work / "results/mine/reference/samples.parquet", space).derived
+    # ... in the derived table, against the closed form (sd of a sum of independent parameters)
+    table = pd.read_csv(work / "results/mine/tables/derived.csv")
+    assert set(table["run"]) == {"pocomc", "reference"} and set(table["quantity"]) == {"total"}
+    total_sd = float(np.hypot(*sd))
+    for _, row in table.iterrows():
+        assert row["mean"] == pytest.approx(mean.sum(), abs=0.1 * total_sd + 0.02), row
+        assert row["sd"] == pytest.approx(total_sd, rel=0.1), row
+    seq = table[table["run"] == "pocomc"].iloc[0]
+    assert abs(seq["mean_shift_in_ref_sd"]) < 0.15 and abs(seq["sd_ratio"] - 1) < 0.1
+    # the diagnostics and the verdict compare with the reference chain
+    diag = json.loads((work / "results/mine/diagnostics/A__B.json").read_text())
+    assert diag["agreement_reference"] == "reference chain"
+    assert diag["agreement"]["pocomc"]["c2st"] < 0.55, diag["agreement"]
+    assert diag["derived"]["reference"] == "reference chain"
+    assert diag["verdict"]["status"] in ("ok", "warn"), diag["verdict"]
+    assert (diag["tension"]["log_R"], diag["tension"]["suspiciousness_sigma"]) == (None, None)
+    agreement = pd.read_csv(work / "results/mine/tables/agreement.csv")
+    assert list(agreement["reference"]) == ["reference"]
+    for fig in ("sequential_A__B_pocomc", "agreement"):
+        assert (work / f"results/mine/figures/{fig}.png").stat().st_size > 10_000, fig

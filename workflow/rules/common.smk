@@ -85,7 +85,8 @@ def posterior_file(key):
 
 def posterior_chain_files(wildcards):
     """Input function: every file an external chain entry reads (a GetDist/Cobaya root's
-    chain files and its .paramnames/.ranges/.updated.yaml); nothing for a `problem` entry."""
+    chain files and its .paramnames/.ranges/.updated.yaml); nothing for a `problem` entry.
+    """
     entry = posterior_cfg(wildcards.posterior)
     if "chain" not in entry:
         return []
