@@ -171,7 +171,9 @@ class DerivedQuantities:
         values = self(chain.samples)
         replaced = sorted(set(values) & set(chain.derived))
         if replaced:
-            log.info("%s: derived %s recomputed by %s", chain.source, ", ".join(replaced), self.spec)
+            log.info(
+                "%s: derived %s recomputed by %s", chain.source, ", ".join(replaced), self.spec
+            )
         return Chain(
             chain.params,
             chain.samples,
