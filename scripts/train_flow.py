@@ -47,7 +47,9 @@ def main(snakemake):
         **result.metrics,
         **result.test,
         "model": snakemake.output.model,
-        "config": config.to_dict(),
+        # the settings used (`whiten: auto` replaced by the whitening it chose; the pilots'
+        # validation NLLs are metrics.whiten_auto)
+        "config": result.config.to_dict(),
     }
     atomic_write_text(snakemake.output.validation, json.dumps(validation, indent=2) + "\n")
 

@@ -633,6 +633,8 @@ def _check_manifest(where: str, m: Any) -> tuple[ParameterSpace, dict[str, Any]]
             raise s.fail(f"training.{name}", f"{training[name]!r} differs from flow.{name}")
     if list(cfg.hidden) != flow["hidden"]:
         raise s.fail("training.hidden", "differs from flow.hidden")
+    if cfg.whiten not in ("diagonal", "full"):  # `auto` is resolved before training
+        raise s.fail("training.whiten", f"{cfg.whiten!r}: a model file records diagonal or full")
     if matrix != (cfg.whiten == "full" and dim > 1):
         raise s.fail("standardisation.scale", f"shape does not match training.whiten {cfg.whiten!r}")
     if s.int(m["seed"], "seed", 0, 2**63 - 1) != cfg.seed:
@@ -650,7 +652,14 @@ def _check_manifest(where: str, m: Any) -> tuple[ParameterSpace, dict[str, Any]]
         raise s.fail("data.n_validation", f"n_train + n_validation = {n_train + n_val} > n = {n}")
 
     # metrics
-    met = s.obj(m["metrics"], "metrics", {*_METRICS_INT, *_METRICS_NUM, "stop_reason"}, {"val_kl"})
+    met = s.obj(
+        m["metrics"], "metrics", {*_METRICS_INT, *_METRICS_NUM, "stop_reason"},
+        {"val_kl", "whiten_auto"},
+    )
+    if "whiten_auto" in met:  # the pilots' validation NLLs of `whiten: auto`
+        pilots = s.obj(met["whiten_auto"], "metrics.whiten_auto", {"diagonal", "full"})
+        for name in sorted(pilots):
+            s.num(pilots[name], f"metrics.whiten_auto.{name}")
     for name in _METRICS_INT:
         s.int(met[name], f"metrics.{name}", 0, 2**62)
     for name in _METRICS_NUM:

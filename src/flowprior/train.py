@@ -17,7 +17,9 @@ The chain is split by sample into test, validation and training parts (:func:`da
 Early stopping (and the ``plateau`` schedule) always uses the weighted validation NLL of the
 weights' moving average, and the best-validation weights are restored at the end. The test
 split is scored once, after training (:func:`score_test_split`, with a Gaussian baseline), and
-steers nothing.
+steers nothing. ``whiten: auto`` (the default) trains the diagonal and the fully whitened flow
+side by side for their first :data:`AUTO_PILOT_STEPS` steps and continues the one with the
+lower validation NLL (:func:`_train_auto`).
 """
 
 from __future__ import annotations
@@ -75,7 +77,12 @@ MAX_SEED = 2**63 - 1
 #: Allowed values of the other string fields of :class:`TrainConfig`.
 DEVICES = ("cpu", "cuda")
 DTYPES = tuple(_DTYPES)
-WHITENINGS = ("diagonal", "full")
+WHITENINGS = ("diagonal", "full", "auto")
+#: Steps of each pilot training of ``whiten: auto``: at most this, and at most a fifth of
+#: ``max_steps`` (then the first validation at or after it), so that a short training is not
+#: run twice over.
+AUTO_PILOT_STEPS = 300
+AUTO_PILOT_FRACTION = 0.2
 LR_SCHEDULES = ("plateau", "cosine")
 #: Final learning rate of the cosine schedule, relative to ``lr``.
 _COSINE_FLOOR = 1e-2
@@ -185,11 +192,13 @@ class TrainConfig:
         choices=DTYPES,
     )
     whiten: str = _knob(
-        "diagonal",
+        "auto",
         "Fixed affine map of the logit coordinates before the flow: diagonal standardises each "
         "coordinate; full whitens with the Cholesky factor of the weighted training covariance "
         "(the flow then learns only what is not a linear correlation: on the 6-D SEMF "
-        "posteriors, correlations up to 0.993).",
+        "posteriors, correlations up to 0.993); auto trains both side by side for their first "
+        "300 steps (at most a fifth of max_steps) and continues the one with the lower "
+        "validation NLL (the model file records the choice and both NLLs).",
         choices=WHITENINGS,
     )
     degeneracy_tolerance: float = _knob(
@@ -327,12 +336,15 @@ class TrainResult:
     chain : Chain
         The training chain (both splits); only its hash and sizes go into the model file.
     config : TrainConfig
+        The settings used: ``whiten: auto`` is replaced by the whitening it chose.
     history : pandas.DataFrame
         One row per evaluation: step, train_loss, val_nll, best_val_nll, val_kl, lr, seconds
         (``val_kl`` = weighted validation mean of ``log p - log q``: the KL divergence when the
         chain's log-posterior is normalised, up to that constant otherwise; NaN without it).
     metrics : dict
-        Summary (steps, best_step, best_val_nll, val_kl, stop_reason, train_seconds, ...).
+        Summary (steps, best_step, best_val_nll, val_kl, stop_reason, train_seconds, ...);
+        with ``whiten: auto``, ``whiten_auto``: the best validation NLL of each whitening
+        after the pilot steps (``{"diagonal": ..., "full": ...}``).
     split : dict
         ``{"train": indices, "validation": indices, "test": indices}`` into the chain
         (after dropping zero-weight rows); the test split steers nothing.
@@ -628,8 +640,6 @@ def train_flow(chain: Chain, config: TrainConfig) -> TrainResult:
     w_all = np.ldexp(w_all, -int(np.frexp(w_all.max())[1]))
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise InputError("flow settings: device: 'cuda' requested but torch sees no CUDA device")
-    device = torch.device(cfg.device)
-    core_dtype = _DTYPES[cfg.dtype]
 
     # 1. Split first, by sample: test (touched only after training), validation, training.
     parts = data_split(
@@ -647,24 +657,20 @@ def train_flow(chain: Chain, config: TrainConfig) -> TrainResult:
         if not math.isfinite(ess[name]):  # pragma: no cover - impossible after the rescaling
             raise InputError(f"{chain.source}: weight: Kish ESS of the {name} split is {ess[name]}")
 
+    fit = dict(chain=chain, weights=w_all, log_p=log_p_all, idx=(train_idx, val_idx))
+    # inside fork_rng: the caller's global RNG is untouched (each flow is seeded from cfg.seed)
     with _torch_threads(cfg.threads), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)  # inside fork_rng: the caller's global RNG is untouched
-        flow, z_fixed = _init_flow(
-            chain, cfg, weights=w_all, train_idx=train_idx, core_dtype=core_dtype
-        )
-        flow.to(device)
-        data = {
-            part: _tensors(z_fixed, w_all, log_p_all, idx=idx, device=device, dtype=core_dtype)
-            for part, idx in (("train", train_idx), ("val", val_idx))
-        }
-        history, metrics = _optimise(flow, data, cfg)
-        flow.to("cpu").eval()
+        if cfg.whiten == "auto":
+            cfg, (flow, history, metrics), pilots = _train_auto(cfg, **fit)
+        else:
+            (flow, history, metrics), pilots = _train(cfg, **fit), None
         # 2. Only now, and only for the report: the test split.
         test = score_test_split(flow, chain, weights=w_all, train_idx=train_idx, test_idx=test_idx)
 
-    flow.to("cpu").eval()
     if log_p_all is None:
         metrics.pop("val_kl")
+    if pilots is not None:
+        metrics["whiten_auto"] = pilots
     metrics.update(
         {
             "n_train": int(train_idx.size),
@@ -702,11 +708,105 @@ def train_flow(chain: Chain, config: TrainConfig) -> TrainResult:
                 test["flow_minus_gaussian"],
                 test["flow_minus_gaussian_se"],
                 "more steps or a Gaussian"
-                if cfg.whiten == "full"
-                else "whiten 'full', more steps or a Gaussian",
+                if cfg.whiten == "full" or pilots is not None  # auto compared both already
+                else "whiten 'auto', more steps or a Gaussian",
             )
     split = {"train": train_idx, "validation": val_idx, "test": test_idx}
     return TrainResult(flow, chain, cfg, history, metrics, split, test)
+
+
+def _setup(
+    cfg: TrainConfig,
+    *,
+    chain: Chain,
+    weights: np.ndarray,
+    log_p: np.ndarray | None,
+    idx: tuple[np.ndarray, np.ndarray],
+) -> tuple[BoundedFlow, dict]:
+    """The initialised flow (seeded from ``cfg.seed``) and its training and validation tensors."""
+    train_idx, val_idx = idx
+    device, core_dtype = torch.device(cfg.device), _DTYPES[cfg.dtype]
+    torch.manual_seed(cfg.seed)
+    flow, z_fixed = _init_flow(
+        chain, cfg, weights=weights, train_idx=train_idx, core_dtype=core_dtype
+    )
+    flow.to(device)
+    data = {
+        part: _tensors(z_fixed, weights, log_p, idx=rows, device=device, dtype=core_dtype)
+        for part, rows in (("train", train_idx), ("val", val_idx))
+    }
+    return flow, data
+
+
+def _train(cfg: TrainConfig, **fit: Any) -> tuple[BoundedFlow, pd.DataFrame, dict[str, Any]]:
+    """Build and train one flow (``cfg.whiten`` diagonal or full); the flow ends on the CPU."""
+    flow, data = _setup(cfg, **fit)
+    history, metrics = _optimise(flow, data, cfg)
+    flow.to("cpu").eval()
+    return flow, history, metrics
+
+
+def _train_auto(
+    cfg: TrainConfig, **fit: Any
+) -> tuple[TrainConfig, tuple[BoundedFlow, pd.DataFrame, dict[str, Any]], dict[str, float] | None]:
+    """``whiten: auto``: train both whitenings side by side, continue the better one.
+
+    Each candidate is the very training that its whitening would run on its own (same split,
+    seed, schedule). Both run to their first evaluation at or after
+    ``min(AUTO_PILOT_STEPS, AUTO_PILOT_FRACTION * max_steps)`` (300 steps of the default
+    2000); the one with the lower best validation NLL so far (a tie keeps ``diagonal``) is
+    continued to its end, so the result is bit-for-bit the flow
+    that ``whiten`` set to the winner gives (unless ``max_time`` binds: the winner's wall
+    time includes the loser's pilot), at the cost of the loser's pilot steps. Only the
+    validation split decides: the test split steers nothing. In 1-D both are the same map:
+    ``diagonal``, no pilots.
+
+    Returns
+    -------
+    (TrainConfig, (flow, history, metrics), dict or None)
+        The settings with the chosen whitening, the trained flow, and the pilots' best
+        validation NLLs by whitening (None in 1-D).
+    """
+    if fit["chain"].params.dim == 1:
+        chosen = dataclasses.replace(cfg, whiten="diagonal")
+        return chosen, _train(chosen, **fit), None
+    pilot_steps = max(1, min(AUTO_PILOT_STEPS, int(AUTO_PILOT_FRACTION * cfg.max_steps)))
+    runs = {}
+    for whiten in ("diagonal", "full"):
+        c = dataclasses.replace(cfg, whiten=whiten)
+        flow, data = _setup(c, **fit)
+        runs[whiten] = {"cfg": c, "flow": flow, "steps": _optimise_steps(flow, data, c)}
+        _advance(runs[whiten], until=pilot_steps)
+    pilots = {w: run["best"] for w, run in runs.items()}
+    chosen = "full" if pilots["full"] < pilots["diagonal"] else "diagonal"
+    runs["full" if chosen == "diagonal" else "diagonal"]["steps"].close()
+    log.info(
+        "%s: whiten auto: %s (best validation NLL after %d steps: diagonal %.4f, full %.4f)",
+        fit["chain"].source,
+        chosen,
+        pilot_steps,
+        pilots["diagonal"],
+        pilots["full"],
+    )
+    run = runs[chosen]
+    _advance(run, until=None)
+    run["flow"].to("cpu").eval()
+    return run["cfg"], (run["flow"], *run["result"]), pilots
+
+
+def _advance(run: dict, *, until: int | None) -> None:
+    """Run ``run["steps"]`` (an :func:`_optimise_steps`) to its first evaluation at or after
+    step ``until`` (None: to the end). Sets ``run["best"]``, and ``run["result"]`` when done."""
+    if "result" in run:  # finished already (max_steps or patience within the pilot)
+        return
+    try:
+        while True:
+            step, run["best"] = next(run["steps"])
+            if until is not None and step >= until:
+                return
+    except StopIteration as done:
+        run["result"] = done.value
+        run["best"] = done.value[1]["best_val_nll"]
 
 
 def _init_flow(
@@ -833,6 +933,18 @@ def _averaged(params: list[torch.Tensor], ema: list[torch.Tensor] | None):
 
 
 def _optimise(flow: BoundedFlow, data: dict, cfg: TrainConfig) -> tuple[pd.DataFrame, dict]:
+    """Train ``flow`` in place; returns the history and the metrics."""
+    steps = _optimise_steps(flow, data, cfg)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def _optimise_steps(flow: BoundedFlow, data: dict, cfg: TrainConfig):
+    """Generator of the training of :func:`_optimise`: yields ``(step, best validation NLL so
+    far)`` after every evaluation and returns ``(history, metrics)``."""
     train = data["train"]
     val = _eval_subset(data["val"], size=cfg.eval_subset, seed=cfg.seed)
     n_train = train["z"].shape[0]
@@ -911,6 +1023,12 @@ def _optimise(flow: BoundedFlow, data: dict, cfg: TrainConfig) -> tuple[pd.DataF
             if step - best_step >= cfg.patience:
                 stop_reason = "patience"
                 break
+            if not last and elapsed < cfg.max_time:
+                try:
+                    yield step, best
+                except GeneratorExit:  # a discarded pilot of `whiten: auto`
+                    bar.close()
+                    raise
         if elapsed >= cfg.max_time:
             stop_reason = "max_time"
             break

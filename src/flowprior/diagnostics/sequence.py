@@ -178,7 +178,8 @@ def flow_fidelity(
     dict
         ``held_out_split`` ("test" or "validation"), ``held_out_nll`` (None without a test
         split), ``gaussian_held_out_nll`` (the Gaussian baseline of the training job on the
-        same test split, or None), ``exact_kl`` (or None), ``moment_scores`` (list of rows),
+        same test split, or None), ``flow_minus_gaussian`` and ``flow_minus_gaussian_se``
+        (their paired difference on the test split and its standard error, or None), ``exact_kl`` (or None), ``moment_scores`` (list of rows),
         ``max_moment_score``, ``c2st``, ``sliced_wasserstein``, ``modes`` (chain),
         ``flow_mode_masses``, ``mode_mass_difference``, ``n_held_out``, ``ess_held_out``.
     """
@@ -219,6 +220,9 @@ def flow_fidelity(
             float(-np.average(prior.logpdf(x), weights=w)) if held_split == "test" else None
         ),
         "gaussian_held_out_nll": validation.get("gaussian_test_nll"),
+        # paired on the test split, from the training job (None without a test split)
+        "flow_minus_gaussian": validation.get("flow_minus_gaussian"),
+        "flow_minus_gaussian_se": validation.get("flow_minus_gaussian_se"),
         "best_val_nll": validation.get("best_val_nll"),
         "train_seconds": validation.get("train_seconds"),
         "steps": validation.get("steps"),
@@ -725,7 +729,7 @@ def _modes(runs: SequenceRuns) -> dict[str, Any]:
 
 _FLOW_KEYS = (
     "held_out_nll", "exact_kl", "max_moment_score", "c2st", "sliced_wasserstein",
-    "mode_mass_difference",
+    "mode_mass_difference", "flow_minus_gaussian", "flow_minus_gaussian_se",
 )  # fmt: skip
 
 

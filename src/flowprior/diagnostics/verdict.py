@@ -379,6 +379,25 @@ def _per_flow(key: str) -> Callable[[Mapping[str, Any]], Any]:
     return lambda rec: {f"flow {s}": f.get(key) for s, f in rec.get("flows", {}).items()}
 
 
+def _gaussian_note(rec: Mapping[str, Any]) -> str | None:
+    """The flows of the sequence that a Gaussian fitted to the same training split beats on
+    the test split by more than two standard errors of the paired difference (None: none,
+    or not measured)."""
+    worse = []
+    for stage, f in rec.get("flows", {}).items():
+        d, se = f.get("flow_minus_gaussian"), f.get("flow_minus_gaussian_se")
+        if d is not None and se is not None and d > 2 * se:
+            worse.append(f"{stage.replace(SEP, '→')} by {d:.3f} +- {se:.3f} nats")
+    if not worse:
+        return None
+    return (
+        "flows: a Gaussian fitted to the training split beats the flow on the test split ("
+        + "; ".join(worse)
+        + "): the flow prior adds error a Gaussian prior would not (more samples, more steps, "
+        "or whiten: auto/full)"
+    )
+
+
 def _tension_checks(t: Mapping[str, Any]) -> dict[str, Any]:
     """The parameter shift the verdict uses (flow where computed, else Gaussian) and the
     suspiciousness, labelled."""
@@ -488,9 +507,12 @@ _BUILTIN = (
         "moment_score", "moment_score", 4.0, "warn",
         "moment score",
         "the flow does not reproduce the moments of its training chain",
-        "Largest moment score |delta / sigma| of a flow against its held-out chain.",
+        "Largest moment score |delta / sigma| of a flow against its held-out chain (and a "
+        "note naming each flow that a Gaussian fit beats on the test split by more than two "
+        "standard errors).",
         transform="abs",
         read=_per_flow("max_moment_score"),
+        note=_gaussian_note,
     ),
     Rule(
         "sliced_wasserstein", "sliced_wasserstein", 0.1, "warn",
