@@ -80,5 +80,5 @@ def test_a_getdist_root_without_a_table_is_a_posterior_and_its_files_are_inputs(
     f = workdir / "chains" / "planck_2.txt"
     lines = f.read_text().splitlines(keepends=True)
     f.write_text("".join(lines + lines[-1:]))  # one more sample in the second file
-    assert job_blocks(_run(workdir, config), "prepare_posterior")
-    assert read_chain(base / "chain.parquet", space).n == chain.n + 1
+    (block,) = job_blocks(_run(workdir, config, "--dry-run"), "prepare_posterior")
+    assert "chains/planck_2.txt" in block and "updated input files" in block.lower(), block

@@ -223,7 +223,10 @@ def test_banana_difference_matches_quadrature():
     assert np.sum(p) * cell == pytest.approx(1.0, abs=2e-3)
     exact = shift_sigma(float(np.sum(p[p <= p0]) * cell))
     a, b = _banana_chains(20000, s2a=s2a, s2b=s2b, seed=3, mu=kw["mu"], b=kw["b"], s1=kw["s1"])
-    r = flow_parameter_shift(a, b, seed=2, settings=_small(n_pairs=40000, steps=1500, n_flows=2))
+    # without calibration twins (the criterion's 0.1 sigma exceeds the twins' error here,
+    # 0.024 sigma, measured; the twins are checked on the Gaussian offsets above)
+    cfg = dataclasses.replace(_small(n_pairs=40000, steps=1500, n_flows=2), calibrate=False)
+    r = flow_parameter_shift(a, b, seed=2, settings=cfg)
     assert abs(r["shift_sigma"] - exact) <= max(0.1, r["shift_sigma_err"]), (r, exact)
     # the difference is far from Gaussian: the Gaussian shift (0.83 sigma) misses it, and says so
     assert abs(r["gaussian_shift_sigma"] - exact) > 1.0
