@@ -33,6 +33,9 @@ PLUGIN = textwrap.dedent(
     def nan_at_high_omegam(theta):
         return {"S8": np.where(theta[:, 0] > 0.55, np.nan, theta[:, 1])}
 
+    def nan_above_0p3(theta):
+        return {"S8": np.where(theta[:, 0] > 0.3, np.nan, theta[:, 1])}
+
     def clash(theta):
         return {"sigma8": theta[:, 1]}
 
@@ -119,6 +122,12 @@ def test_the_probe_stops_a_job_before_its_sampler_runs(tmp_path, plugin):
     with pytest.raises(InputError, match="derived.*no attribute 'missing'"):
         derived_quantities(f"{plugin}:missing", SPACE)
     assert derived_quantities(None, SPACE) is None
+    # a quantity undefined where the posterior may never go passes the probe (NaN at two of
+    # the three probe points); the samples are checked instead
+    fn = derived_quantities(f"{plugin}:nan_above_0p3", SPACE)
+    assert fn(np.array([[0.25, 0.8]]))["S8"].tolist() == [0.8]
+    with pytest.raises(InputError, match="nan at sample 0"):
+        fn(np.array([[0.35, 0.8]]))
 
 
 def test_stage1_chain_dataset_and_reference_carry_the_derived_quantities(tmp_path, plugin):

@@ -111,8 +111,9 @@ class DerivedQuantities:
         where = f"{self.source} ({self.spec})" + (f": {key}" if key else "")
         return InputError(f"{where}: {what}")
 
-    def __call__(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        """The derived quantities at ``theta`` ``(n, d)``, checked, as float64 ``(n,)`` arrays."""
+    def __call__(self, theta: np.ndarray, *, finite: bool = True) -> dict[str, np.ndarray]:
+        """The derived quantities at ``theta`` ``(n, d)``, checked, as float64 ``(n,)`` arrays
+        (``finite=False``: NaN/inf allowed, for :meth:`probe`)."""
         x = np.ascontiguousarray(theta, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(self.names):
             raise self._fail(None, f"expected (n, {len(self.names)}) parameters, got {x.shape}")
@@ -146,7 +147,7 @@ class DerivedQuantities:
                 raise self._fail(key, "values are not numbers") from None
             if v.shape != (n,):
                 raise self._fail(key, f"returned shape {v.shape} for {n} samples; expected ({n},)")
-            bad = np.flatnonzero(~np.isfinite(v))
+            bad = np.flatnonzero(~np.isfinite(v)) if finite else np.empty(0, dtype=int)
             if bad.size:
                 i = int(bad[0])
                 point = ", ".join(f"{p}={t:.6g}" for p, t in zip(self.names, x[i]))
@@ -158,10 +159,12 @@ class DerivedQuantities:
 
     def probe(self, lower: np.ndarray, upper: np.ndarray) -> list[str]:
         """Evaluate at three points of the prior box (before any expensive work) and return
-        the quantities' names; the same checks as a full call."""
+        the quantities' names: the checks of a full call but the finiteness one (a derived
+        quantity may be undefined where the posterior never goes; on the samples it is
+        checked)."""
         lo, hi = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
         frac = np.array([[0.5], [0.25], [0.75]])
-        return list(self(lo + frac * (hi - lo)))
+        return list(self(lo + frac * (hi - lo), finite=False))
 
     def apply(self, chain: Any) -> Any:
         """``chain`` with the derived quantities of its samples among its ``derived`` columns
