@@ -180,8 +180,8 @@ def flow_fidelity(
         split), ``gaussian_held_out_nll`` (the Gaussian baseline of the training job on the
         same test split, or None), ``flow_minus_gaussian`` and ``flow_minus_gaussian_se``
         (their paired difference on the test split and its standard error, or None),
-        ``exact_kl`` (or None), ``moment_scores`` (list of rows), ``max_moment_score``, ``c2st``, ``sliced_wasserstein``, ``modes`` (chain),
-        ``flow_mode_masses``, ``mode_mass_difference``, ``n_held_out``, ``ess_held_out``.
+        ``exact_kl`` (or None), ``moment_scores`` (list of rows), ``max_moment_score``,
+        ``c2st``, ``sliced_wasserstein``, ``modes`` (chain), ``flow_mode_masses``, ``mode_mass_difference``, ``n_held_out``, ``ess_held_out``.
     """
     from ..priors import FlowPrior
     from ..train import data_split
