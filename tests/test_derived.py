@@ -143,7 +143,8 @@ def test_stage1_chain_dataset_and_reference_carry_the_derived_quantities(tmp_pat
     np.testing.assert_array_equal(run.chain.samples, x[100:])
     np.testing.assert_array_equal(run.chain.derived["S8"], x[100:, 1] * np.sqrt(x[100:, 0] / 0.3))
     stage1 = run_stage1(dataset="A", entry={"chain": str(tmp_path / "ref.csv")}, params=SPACE,
-                        sampler="pocomc", settings=None, seed=0, derived=f"{plugin}:s8")  # fmt: skip
+                        sampler="pocomc", settings=None, seed=0,
+                        derived=f"{plugin}:s8")  # fmt: skip
     assert stage1.info["sampler"] == "chain" and list(stage1.chain.derived) == ["S8"]
 
 
@@ -163,7 +164,8 @@ def test_derived_columns_become_axes_common_to_all_chains():
     assert ga.params.names == ("omegam", "sigma8", "S8") and list(ga.derived) == ["x"]
     np.testing.assert_array_equal(gb.samples[:, 2], b.samples[:, 1] + 1)
     lo, hi = ga.params.lower[2], ga.params.upper[2]
-    assert lo < min(a.samples[:, 1].min(), b.samples[:, 1].min() + 1) and hi > gb.samples[:, 2].max()
+    assert lo < min(a.samples[:, 1].min(), b.samples[:, 1].min() + 1)
+    assert hi > gb.samples[:, 2].max()
     assert with_derived_columns([_chain(), _chain(seed=3)])[0].params is SPACE
 
 

@@ -165,7 +165,9 @@ def test_chain_datasets_enter_through_their_flow():
     assert inputs["likelihood_flow"] == "results/x/flows/C/model.zip"
     assert inputs["plugins"] == []
     # a chain that is not there (yet) is its own input, for Snakemake to report it missing
-    assert plan.stage1_inputs("C") == {"parameters": "p.yaml", "chain": ["c.parquet"], "derived": []}
+    assert plan.stage1_inputs("C") == {
+        "parameters": "p.yaml", "chain": ["c.parquet"], "derived": [],
+    }  # fmt: skip
     assert plan.sequence_runs("A__C").fidelity == {
         "A": "results/x/flows/A/fidelity.json",
         "C": "results/x/flows/C/fidelity.json",
@@ -196,7 +198,8 @@ def test_a_reference_chain_stands_for_the_joint_of_all_datasets():
     # with the likelihood joint of all three, the joint run is the reference
     both = analysis(sequences=[["A", "B", "C"]], reference={"chain": "published/root"})
     plan = AnalysisPlan.from_config("x", both)
-    assert plan.reference is None and plan.sequence_runs("A__B__C").joint == "results/x/joint/A__B__C"
+    assert plan.reference is None
+    assert plan.sequence_runs("A__B__C").joint == "results/x/joint/A__B__C"
 
 
 def test_plugin_files_list_py_sources_and_declared_inputs_once():
