@@ -183,3 +183,12 @@ def test_chain_input_files_of_a_getdist_root_and_a_file(tmp_path):
     assert [f.replace(str(tmp_path) + "/", "") for f in one] == [
         "root_2.txt", "root.paramnames", "root.ranges"]  # fmt: skip
     assert chain_input_files(tmp_path / "nothing") == [str(tmp_path / "nothing")]
+
+
+@pytest.mark.parametrize("name", ["weight", "log_posterior", "omegam"])
+def test_a_chain_refuses_a_derived_column_named_like_a_column_of_its_own(name):
+    """A derived column named `weight`, a log column or a parameter would be mislabelled on a
+    round trip through the chain file: refused, naming it."""
+    c = _chain(n=5)
+    with pytest.raises(InputError, match=f"derived '{name}'"):
+        Chain(c.params, c.samples, c.weights, derived={name: c.samples[:, 0]})

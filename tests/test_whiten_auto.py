@@ -151,3 +151,23 @@ def test_a_flow_a_gaussian_beats_gets_a_verdict_note():
     (note,) = [n for n in notes_from_record({"flows": flows}) if n.startswith("flows:")]
     assert "A by 0.050 +- 0.020 nats" in note and "A→B" not in note and " C " not in note
     assert not [n for n in notes_from_record({"flows": {"C": flows["C"]}}) if "Gaussian" in n]
+
+
+def test_a_failing_pilot_leaves_the_other(correlated, tmp_path, monkeypatch):
+    """A whitening that cannot be built (here: a singular covariance, forced) is not fatal:
+    auto continues the other, records the failed pilot as None (unknown), and the model
+    file saves and loads."""
+    import flowprior.train as train
+
+    def singular(*args, **kwargs):
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
+
+    monkeypatch.setattr(train, "_weighted_cholesky", singular)
+    short = {**SMALL, "max_steps": 100}
+    res = train_flow(correlated, TrainConfig(whiten="auto", seed=3, **short))
+    assert res.config.whiten == "diagonal" and res.metrics["whiten_auto"]["full"] is None
+    direct = train_flow(correlated, TrainConfig(whiten="diagonal", seed=3, **short))
+    assert _weights_bytes(res.flow) == _weights_bytes(direct.flow)
+    path = res.save(tmp_path / "m.zip")
+    assert read_manifest(path)["metrics"]["whiten_auto"]["full"] is None
+    load_flow(path)

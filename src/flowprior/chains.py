@@ -36,8 +36,8 @@ root (no file)     cobaya       Cobaya root ``root``: ``root.1.txt ...`` as abov
                                 -> ``theta_0 ... theta_{k-1}`` (``theta_i_j`` for a
                                 matrix); ``log_likelihood`` group summed over its
                                 variables and their non-sample dimensions ->
-                                log_likelihood; ``sample_stats/lp`` ->
-                                log_posterior; equal weights
+                                log_likelihood; ``sample_stats/lp`` is not read
+                                (an unconstrained-space density); equal weights
 .parquet / .pq     parquet      as CSV
 .npz               npz          one 1-D array per column name (no pickles inside)
 .pkl / .pickle     pickle       pocoMC result dict: ``x`` or ``samples`` (n, d) in
@@ -186,6 +186,12 @@ class Chain:
         _validate_arrays(self._arrays(), names=self.params.names, source=self.source)
         derived = {}
         for name, value in dict(self.derived).items():
+            if name in (WEIGHT, *LOG_COLUMNS):
+                raise _input_error(
+                    self.source,
+                    f"derived {name!r}",
+                    f"is a reserved column name ({', '.join((WEIGHT, *LOG_COLUMNS))})",
+                )
             if name in self.params.names:
                 raise _input_error(
                     self.source,
@@ -743,7 +749,9 @@ def _read_arviz(path: str | os.PathLike, *, params: Any, kind: str) -> _Raw:
     ``theta_0_0, theta_0_1, ...`` (0-based positions in C order, whatever the coordinate
     labels: parameter names must be Python identifiers, so not ArviZ's ``theta[0]``).
     ``log_likelihood``: all its variables summed over their non-sample dimensions ->
-    log_likelihood; ``sample_stats/lp`` -> log_posterior. Equal weights.
+    log_likelihood. ``sample_stats/lp`` is not read: in PyMC and Stan it is the density in
+    the unconstrained space, with the transforms' Jacobians, not ``log p(theta | data)``.
+    Equal weights.
     """
     import h5py
 
@@ -774,14 +782,9 @@ def _read_arviz(path: str | os.PathLike, *, params: Any, kind: str) -> _Raw:
                     for v in dataset.data_vars
                 )
                 raw.where["log_likelihood"] = "group 'log_likelihood' (sum of its variables)"
-        stats = (
-            tree["sample_stats"].to_dataset().data_vars if "sample_stats" in tree.children else {}
-        )
-        if "lp" in stats:
-            raw.columns["log_posterior"] = _arviz_draws(
-                stats["lp"], shape, where="sample_stats/lp", source=path
-            )
-            raw.where["log_posterior"] = "sample_stats/lp"
+        # sample_stats/lp is not read: PyMC's and Stan's lp is the log density in the sampler's
+        # unconstrained space (Jacobians of the bounded parameters' transforms included), not
+        # log p(theta | data) in the parameters' own coordinates
     finally:
         tree.close()
     if params is None:

@@ -166,12 +166,13 @@ class DerivedQuantities:
         frac = np.array([[0.5], [0.25], [0.75]])
         return list(self(lo + frac * (hi - lo), finite=False))
 
-    def apply(self, chain: Any) -> Any:
+    def apply(self, chain: Any, *, values: Mapping[str, np.ndarray] | None = None) -> Any:
         """``chain`` with the derived quantities of its samples among its ``derived`` columns
-        (a quantity of the chain's own of the same name is replaced, with a log line)."""
+        (a quantity of the chain's own of the same name is replaced, with a log line);
+        ``values``: this function's result on ``chain.samples``, when already computed."""
         from .chains import Chain
 
-        values = self(chain.samples)
+        values = self(chain.samples) if values is None else values
         replaced = sorted(set(values) & set(chain.derived))
         if replaced:
             log.info(

@@ -658,8 +658,9 @@ def _check_manifest(where: str, m: Any) -> tuple[ParameterSpace, dict[str, Any]]
     )
     if "whiten_auto" in met:  # the pilots' validation NLLs of `whiten: auto`
         pilots = s.obj(met["whiten_auto"], "metrics.whiten_auto", {"diagonal", "full"})
-        for name in sorted(pilots):
-            s.num(pilots[name], f"metrics.whiten_auto.{name}")
+        for name in sorted(pilots):  # None: that pilot failed or was never scored
+            if pilots[name] is not None:
+                s.num(pilots[name], f"metrics.whiten_auto.{name}")
     for name in _METRICS_INT:
         s.int(met[name], f"metrics.{name}", 0, 2**62)
     for name in _METRICS_NUM:

@@ -401,8 +401,9 @@ def with_derived(run, derived) -> Any:
     None) among its chain's derived columns, recorded in ``info["derived"]``."""
     if derived is None:
         return run
-    run.chain = derived.apply(run.chain)
-    run.info["derived"] = {"function": derived.spec, "names": list(derived(run.chain.samples[:1]))}
+    values = derived(run.chain.samples)
+    run.chain = derived.apply(run.chain, values=values)
+    run.info["derived"] = {"function": derived.spec, "names": list(values)}
     return run
 
 

@@ -755,39 +755,59 @@ def _train_auto(
     seed, schedule). Both run to their first evaluation at or after
     ``min(AUTO_PILOT_STEPS, AUTO_PILOT_FRACTION * max_steps)`` (300 steps of the default
     2000); the one with the lower best validation NLL so far (a tie keeps ``diagonal``) is
-    continued to its end, so the result is bit-for-bit the flow
-    that ``whiten`` set to the winner gives (unless ``max_time`` binds: the winner's wall
-    time includes the loser's pilot), at the cost of the loser's pilot steps. Only the
-    validation split decides: the test split steers nothing. In 1-D both are the same map:
-    ``diagonal``, no pilots.
+    continued to its end, so the result is bit-for-bit the flow that ``whiten`` set to the
+    winner gives (unless ``max_time`` binds), at the cost of the loser's pilot steps. Only
+    the validation split decides: the test split steers nothing. In 1-D both are the same map:
+    ``diagonal``, no pilots. A pilot that fails (a diverged loss, a singular covariance)
+    leaves the other; both failing raise the diagonal one's error. ``max_time`` applies to
+    each training on its own clock: the winner's own training time is capped, not the sum.
 
     Returns
     -------
     (TrainConfig, (flow, history, metrics), dict or None)
         The settings with the chosen whitening, the trained flow, and the pilots' best
-        validation NLLs by whitening (None in 1-D).
+        validation NLLs by whitening (None in 1-D; a failed or unscored pilot is None).
     """
     if fit["chain"].params.dim == 1:
         chosen = dataclasses.replace(cfg, whiten="diagonal")
         return chosen, _train(chosen, **fit), None
     pilot_steps = max(1, min(AUTO_PILOT_STEPS, int(AUTO_PILOT_FRACTION * cfg.max_steps)))
-    runs = {}
+    runs, failed = {}, {}
     for whiten in ("diagonal", "full"):
         c = dataclasses.replace(cfg, whiten=whiten)
-        flow, data = _setup(c, **fit)
-        runs[whiten] = {"cfg": c, "flow": flow, "steps": _optimise_steps(flow, data, c)}
-        _advance(runs[whiten], until=pilot_steps)
-    pilots = {w: run["best"] for w, run in runs.items()}
-    chosen = "full" if pilots["full"] < pilots["diagonal"] else "diagonal"
-    runs["full" if chosen == "diagonal" else "diagonal"]["steps"].close()
+        try:
+            flow, data = _setup(c, **fit)
+            runs[whiten] = {"cfg": c, "flow": flow, "steps": _optimise_steps(flow, data, c)}
+            _advance(runs[whiten], until=pilot_steps)
+        except (TrainingDivergedError, np.linalg.LinAlgError) as exc:
+            # one whitening failing (a diverged loss, a singular covariance) leaves the other
+            failed[whiten] = exc
+            runs.pop(whiten, None)
+            log.warning("%s: whiten auto: the %s pilot failed (%s)", fit["chain"].source,
+                        whiten, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    if not runs:
+        raise failed["diagonal"]
+    # a pilot whose every validation was non-finite has no score: unknown (None), never inf
+    pilots = {
+        w: (float(runs[w]["best"]) if w in runs and math.isfinite(runs[w]["best"]) else None)
+        for w in ("diagonal", "full")
+    }
+    scored = {w: v for w, v in pilots.items() if v is not None}
+    if not scored:
+        chosen = "diagonal" if "diagonal" in runs else "full"
+    else:
+        chosen = min(scored, key=lambda w: (scored[w], w != "diagonal"))  # a tie keeps diagonal
+    for w, other in runs.items():
+        if w != chosen:
+            other["steps"].close()
     log.info(
-        "%s: whiten auto: %s (best validation NLL after %d steps: diagonal %.4f, full %.4f)",
+        "%s: whiten auto: %s (best validation NLL after %d steps: diagonal %s, full %s)",
         fit["chain"].source,
         chosen,
         pilot_steps,
-        pilots["diagonal"],
-        pilots["full"],
-    )
+        *(("failed" if w in failed else f"{v:.4f}" if v is not None else "none")
+          for w, v in pilots.items()),
+    )  # fmt: skip
     run = runs[chosen]
     _advance(run, until=None)
     run["flow"].to("cpu").eval()
