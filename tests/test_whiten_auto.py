@@ -163,7 +163,7 @@ def test_a_failing_pilot_leaves_the_other(correlated, tmp_path, monkeypatch):
         raise np.linalg.LinAlgError("Matrix is not positive definite")
 
     monkeypatch.setattr(train, "_weighted_cholesky", singular)
-    short = {**SMALL, "max_steps": 100}
+    short = {**SMALL, "max_steps": 50}
     res = train_flow(correlated, TrainConfig(whiten="auto", seed=3, **short))
     assert res.config.whiten == "diagonal" and res.metrics["whiten_auto"]["full"] is None
     direct = train_flow(correlated, TrainConfig(whiten="diagonal", seed=3, **short))
