@@ -30,6 +30,7 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }'; }
 git clone --quiet "$SOURCE" "$WORK/clone"
 cd "$WORK/clone"
 COMMIT="$(git rev-parse --short HEAD)"
+export BENCH_COMMIT="$COMMIT"  # recorded as the measured commit (quickref.provenance)
 echo "fresh clone of $SOURCE at $COMMIT in $WORK/clone ($(nproc) cores)"
 
 T0=$(now)

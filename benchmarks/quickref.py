@@ -39,6 +39,10 @@ START, END = "<!-- quickref:start -->", "<!-- quickref:end -->"
 
 
 def _commit() -> str | None:
+    """The measured commit: ``BENCH_COMMIT`` (set by bench_tests.sh and bench_study.sh to their
+    clone's commit: this checkout's HEAD may move during a long run), else this HEAD."""
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
     try:
         out = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
