@@ -23,6 +23,14 @@ from flowprior.chains import Chain
 from flowprior.params import ParameterSpace
 
 
+def assert_one_line(exc_info, *needles):
+    """The error of ``pytest.raises`` is one line and contains every needle."""
+    msg = str(exc_info.value)
+    assert "\n" not in msg and "\r" not in msg, msg
+    for needle in needles:
+        assert str(needle) in msg, (needle, msg)
+
+
 def make_space(bounds, names=None) -> ParameterSpace:
     """A parameter space from a list of (lower, upper) pairs."""
     names = names or [f"p{i}" for i in range(len(bounds))]

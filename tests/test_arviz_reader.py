@@ -19,19 +19,14 @@ from flowprior.chains import read_chain  # noqa: E402
 from flowprior.errors import InputError  # noqa: E402
 from flowprior.params import ParameterSpace  # noqa: E402
 
+from conftest import assert_one_line  # noqa: E402
+
 CHAINS, DRAWS, K, OBS = 3, 40, 3, 5
 ALL = ("a", "theta_0", "theta_1", "theta_2")
 
 
 def space(names=ALL) -> ParameterSpace:
     return ParameterSpace(tuple(names), np.full(len(names), -20.0), np.full(len(names), 20.0))
-
-
-def assert_one_line(exc_info, *needles):
-    msg = str(exc_info.value)
-    assert "\n" not in msg and "\r" not in msg, msg
-    for needle in needles:
-        assert str(needle) in msg, (needle, msg)
 
 
 def arrays(seed=5):

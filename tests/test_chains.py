@@ -13,6 +13,8 @@ from flowprior.chains import Chain, kish_ess, read_chain, write_chain
 from flowprior.errors import InputError
 from flowprior.params import ParameterSpace
 
+from conftest import assert_one_line
+
 NAMES = ("a", "b", "c")
 
 
@@ -48,13 +50,6 @@ def chain(params, frame):
         log_prior=frame["log_prior"].to_numpy(),
         log_posterior=frame["log_posterior"].to_numpy(),
     )
-
-
-def assert_one_line(exc_info, *needles):
-    msg = str(exc_info.value)
-    assert "\n" not in msg and "\r" not in msg, msg
-    for needle in needles:
-        assert str(needle) in msg, (needle, msg)
 
 
 def assert_chain_equal(got, want):

@@ -10,6 +10,8 @@ import pytest
 from flowprior.errors import InputError
 from flowprior.params import RESERVED_NAMES, ParameterSpace, load_parameters
 
+from conftest import assert_one_line
+
 
 @pytest.fixture
 def space():
@@ -22,13 +24,6 @@ def write(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
     return path
-
-
-def assert_one_line(exc_info, *needles):
-    msg = str(exc_info.value)
-    assert "\n" not in msg and "\r" not in msg
-    for needle in needles:
-        assert str(needle) in msg, (needle, msg)
 
 
 # --------------------------------------------------------------------------- basics

@@ -20,19 +20,14 @@ from flowprior.cli import main
 from flowprior.errors import InputError
 from flowprior.params import ParameterSpace
 
+from conftest import assert_one_line
+
 getdist = pytest.importorskip("getdist")
 
 NAMES = ["a", "b", "c", "S8*"]
 LABELS = [r"\alpha", r"\beta", "c", "S_8"]
 RANGES = {"a": [-5.0, 5.0], "b": [-6.0, 6.0], "c": [-7.0, 7.5], "S8": [0.0, None]}
 LENGTHS = (40, 55, 47)
-
-
-def assert_one_line(exc_info, *needles):
-    msg = str(exc_info.value)
-    assert "\n" not in msg and "\r" not in msg, msg
-    for needle in needles:
-        assert str(needle) in msg, (needle, msg)
 
 
 def _parts(seed=0):

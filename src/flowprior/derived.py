@@ -95,7 +95,7 @@ class DerivedQuantities:
             A malformed setting, or a spec that does not load (see
             :func:`flowprior.likelihoods.load_likelihood`).
         """
-        parsed = derived_spec(entry) if not isinstance(entry, str) else (entry, {})
+        parsed = derived_spec(entry)
         if parsed is None:
             return None
         spec, kwargs = parsed

@@ -79,6 +79,13 @@ def joint_id(datasets: Sequence[str], order: Sequence[str]) -> str:
     return stage_id(sorted(set(datasets), key=rank.__getitem__))
 
 
+def _spec_source(spec: str) -> list[str]:
+    """The source file of a plug-in spec ``"path.py:function"`` (a rerun trigger of the jobs
+    that call it); nothing for ``"package.module:function"``."""
+    source = spec.rsplit(":", 1)[0]
+    return [source] if source.endswith(".py") else []
+
+
 def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
     if key not in mapping:
         raise InputError(
@@ -453,10 +460,7 @@ class AnalysisPlan:
         from .derived import derived_spec
 
         spec = derived_spec(self.derived)
-        if spec is None:
-            return []
-        source = spec[0].rsplit(":", 1)[0]
-        return [source] if source.endswith(".py") else []
+        return [] if spec is None else _spec_source(spec[0])
 
     def chain_files(self, entry: Mapping[str, Any]) -> list[str]:
         """The files a chain entry reads: the file, or every file of a GetDist/Cobaya root
@@ -511,8 +515,7 @@ class AnalysisPlan:
             entry = self.entry["datasets"][d]
             if "likelihood" not in entry:
                 continue
-            source = entry["likelihood"].rsplit(":", 1)[0]
-            for f in ([source] if source.endswith(".py") else []) + list(entry.get("inputs", [])):
+            for f in _spec_source(entry["likelihood"]) + list(entry.get("inputs", [])):
                 if f not in files:
                     files.append(f)
         return files
@@ -602,9 +605,7 @@ class AnalysisPlan:
 
     def joint_is_reference(self, stage: str) -> bool:
         """Whether a sequence's joint posterior is the analysis' reference chain."""
-        return self.reference is not None and (
-            self.sequence_runs(stage).joint == self.layout.reference(self.name)
-        )
+        return self.sequence_runs(stage).joint == self.layout.reference(self.name)
 
     def before_samples(self, stage: str) -> str:
         """Samples of the posterior before a sequence's last update."""
